@@ -1,10 +1,10 @@
 // out = alpha * x + y on contiguous CPU buffers: the trivial kernel that exercises the whole
 // native path (CMake, pybind11, Python wrapper, autograd) before the real fused kernels land.
-#include "cpu/kernels.h"
+#include "axpy/axpy.h"
 
 #include <cstdint>
 
-namespace signbench::cpu {
+namespace signbench::axpy {
 
 namespace {
 template <typename T>
@@ -15,8 +15,8 @@ void axpy_impl(const T* x, const T* y, T* out, std::int64_t n, double alpha) {
 }
 }  // namespace
 
-void axpy(std::uintptr_t x, std::uintptr_t y, std::uintptr_t out, std::int64_t n, double alpha,
-          int dtype) {
+void cpu(std::uintptr_t x, std::uintptr_t y, std::uintptr_t out, std::int64_t n, double alpha,
+         int dtype) {
   switch (to_dtype(dtype)) {
     case DType::Float32:
       axpy_impl(as_ptr<const float>(x), as_ptr<const float>(y), as_ptr<float>(out), n, alpha);
@@ -29,4 +29,4 @@ void axpy(std::uintptr_t x, std::uintptr_t y, std::uintptr_t out, std::int64_t n
   }
 }
 
-}  // namespace signbench::cpu
+}  // namespace signbench::axpy

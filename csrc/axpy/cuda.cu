@@ -6,9 +6,9 @@
 #include <stdexcept>
 #include <string>
 
-#include "cuda/kernels.h"
+#include "axpy/axpy.h"
 
-namespace signbench::cuda {
+namespace signbench::axpy {
 
 namespace {
 
@@ -55,7 +55,7 @@ void check(cudaError_t err, const char* what) {
 
 }  // namespace
 
-void axpy(std::uintptr_t x, std::uintptr_t y, std::uintptr_t out, std::int64_t n, double alpha,
+void cuda(std::uintptr_t x, std::uintptr_t y, std::uintptr_t out, std::int64_t n, double alpha,
           int dtype, std::uintptr_t stream_handle) {
   if (n == 0) return;
   auto stream = reinterpret_cast<cudaStream_t>(stream_handle);
@@ -84,4 +84,4 @@ void axpy(std::uintptr_t x, std::uintptr_t y, std::uintptr_t out, std::int64_t n
   check(cudaGetLastError(), "axpy (cuda) launch");
 }
 
-}  // namespace signbench::cuda
+}  // namespace signbench::axpy
