@@ -1,0 +1,16 @@
+"""Accuracy metrics with reproducible signatures: translation (BLEU, ROUGE-L, chrF) and WER.
+
+- :func:`translation_scores` — BLEU-1..4 and ROUGE-L under the ``slt`` protocol (comparable with
+  signjoey / SLRT tables) or the ``sacrebleu`` protocol (adds chrF).
+- :func:`recognition_scores` — corpus-pooled gloss WER with S / D / I, optional PHOENIX cleanup.
+- :func:`clean_phoenix_glosses` — the published PHOENIX-2014T gloss cleanup on its own.
+
+Every result carries a ``signature`` string naming the protocol, tokenisation and library
+versions, so that a number in a results table can be reproduced.
+"""
+
+from harness.metrics.cleanup import clean_phoenix_glosses
+from harness.metrics.recognition import recognition_scores
+from harness.metrics.translation import translation_scores
+
+__all__ = ["clean_phoenix_glosses", "recognition_scores", "translation_scores"]
