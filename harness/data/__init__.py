@@ -1,0 +1,68 @@
+"""Data sources behind one entry point, ``load_dataset(name, split, root=None, **kw)``.
+
+Each source module registers a loader with ``register_source``; ``load_dataset`` returns a
+sequence of ``Sample`` (see ``harness.data.sample``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from harness.data.sample import (
+    FRAME_FINGERSPELLING,
+    FRAME_REST,
+    FRAME_SIGN,
+    STREAMS,
+    FingerspellingSpan,
+    Sample,
+)
+
+_SOURCES: dict[str, Callable[..., Sequence[Sample]]] = {}
+_BUILTIN_MODULES: tuple[str, ...] = ()  # filled as source modules land (imported on demand)
+
+
+def register_source(name: str) -> Callable:
+    """Decorator registering ``fn(split, root=None, **kw) -> Sequence[Sample]`` as ``name``."""
+
+    def wrap(fn: Callable[..., Sequence[Sample]]) -> Callable[..., Sequence[Sample]]:
+        if name in _SOURCES:
+            raise ValueError(f"data source {name!r} is registered twice")
+        _SOURCES[name] = fn
+        return fn
+
+    return wrap
+
+
+def _import_builtin_sources() -> None:
+    import importlib
+
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(module)
+
+
+def list_sources() -> list[str]:
+    """Names accepted by ``load_dataset``."""
+    _import_builtin_sources()
+    return sorted(_SOURCES)
+
+
+def load_dataset(name: str, split: str, root=None, **kw) -> Sequence[Sample]:
+    """The ``split`` of data source ``name`` (``root``: the dataset's top folder, if real)."""
+    _import_builtin_sources()
+    if name not in _SOURCES:
+        known = ", ".join(sorted(_SOURCES)) or "none"
+        raise ValueError(f"unknown dataset {name!r}; available: {known}")
+    return _SOURCES[name](split, root=root, **kw)
+
+
+__all__ = [
+    "FRAME_FINGERSPELLING",
+    "FRAME_REST",
+    "FRAME_SIGN",
+    "STREAMS",
+    "FingerspellingSpan",
+    "Sample",
+    "list_sources",
+    "load_dataset",
+    "register_source",
+]
