@@ -1,0 +1,404 @@
+"""Run JSON schema (``signbench.run/1``), its validation, and crash-safe file writes.
+
+Every figure SignBench reports comes from one run JSON per (method, dataset, split, profile,
+backend, device). Those files are committed next to the generated leaderboard, so they must be
+(1) valid — checked by :func:`validate_run`, whose errors name the file and the offending field so a
+broken run is fixed at its source, and (2) never half-written — every write here goes to a temporary
+file in the target directory, is fsync'ed, and is moved into place with ``os.replace`` (atomic on
+POSIX and Windows), so a crash leaves either the old file or the new one, never a mix.
+
+The field-by-field description lives in ``docs/results-schema.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Callable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = [
+    "EFFICIENCY_FIGURES",
+    "RECOGNITION_KEYS",
+    "SCHEMA",
+    "TASKS",
+    "TRANSLATION_KEYS",
+    "RunFileError",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "dumps_json",
+    "load_json",
+    "load_run",
+    "run_filename",
+    "slug",
+    "validate_run",
+    "write_run",
+]
+
+SCHEMA = "signbench.run/1"
+SCHEMA_PREFIX = "signbench.run/"
+TASKS = ("translation", "recognition")
+TRANSLATION_KEYS = ("bleu1", "bleu2", "bleu3", "bleu4", "rouge_l")
+RECOGNITION_KEYS = ("wer", "sub", "del", "ins")
+#: Efficiency figures: each is present, and either measured or ``null`` with a reason in
+#: ``efficiency.unavailable``.
+EFFICIENCY_FIGURES = (
+    "latency_ms",
+    "fps",
+    "gpu_power_w",
+    "idle_power_w",
+    "energy_per_video_j",
+    "peak_memory_mb",
+    "peak_rss_mb",
+    "params",
+)
+LATENCY_KEYS = ("p50", "p90", "p99", "mean", "std")
+IDENTITY_FIELDS = ("method", "dataset", "lang", "split", "profile", "backend", "device")
+TRAINING_KEYS = ("epochs", "steps", "wall_s", "final_losses", "best_dev")
+
+
+class RunFileError(ValueError):
+    """A results file (run JSON or benchmark JSON) is unreadable or does not match its schema.
+
+    The message always starts with the file (or the ``source`` given) and names the field.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Atomic writes
+# --------------------------------------------------------------------------------------------
+
+
+@cache
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Persist the rename itself (best effort: not every platform can open a directory)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(
+    path: str | os.PathLike[str], write: Callable[[IO[Any]], None], binary: bool
+) -> Path:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = target.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        if binary:
+            f: IO[Any] = os.fdopen(fd, "wb")
+        else:
+            f = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+        with f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp_name, mode)
+        os.replace(tmp_name, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+    _fsync_dir(target.parent)
+    return target
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file + fsync + ``os.replace``); returns the path.
+
+    Parent directories are created. On any failure the temporary file is removed and an existing
+    ``path`` is left untouched.
+    """
+    return _atomic_write(path, lambda f: f.write(data), binary=True)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write UTF-8 ``text`` (``\\n`` line endings, no translation) to ``path`` atomically."""
+    return _atomic_write(path, lambda f: f.write(text), binary=False)
+
+
+def _dump_json(obj: Any, f: IO[str]) -> None:
+    json.dump(obj, f, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+    f.write("\n")
+
+
+def dumps_json(obj: Any) -> str:
+    """The canonical JSON text SignBench writes: sorted keys, indent 2, UTF-8, final newline.
+
+    NaN and infinities are rejected (``ValueError``): they are not JSON, and a figure that could
+    not be measured is ``null`` with a reason instead.
+    """
+    return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Write ``obj`` as canonical JSON (see :func:`dumps_json`) to ``path`` atomically."""
+    return _atomic_write(path, lambda f: _dump_json(obj, f), binary=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------
+
+
+def _fail(source: str, field: str, message: str) -> RunFileError:
+    where = f"field '{field}'" if field else "top level"
+    return RunFileError(f"{source}: {where}: {message}")
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class _Checker:
+    """Small helper so each check reads as one line and every error names file and field."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def error(self, field: str, message: str) -> RunFileError:
+        return _fail(self.source, field, message)
+
+    def get(self, obj: Mapping[str, Any], key: str, prefix: str = "") -> Any:
+        field = f"{prefix}{key}"
+        if key not in obj:
+            raise self.error(field, "missing required field")
+        return obj[key]
+
+    def dict_(self, value: Any, field: str, nullable: bool = False) -> dict[str, Any] | None:
+        if value is None and nullable:
+            return None
+        if not isinstance(value, dict):
+            want = "an object or null" if nullable else "an object"
+            raise self.error(field, f"expected {want}, got {_type_name(value)}")
+        return value
+
+    def str_(self, value: Any, field: str, nullable: bool = False) -> str | None:
+        if value is None and nullable:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            want = "a non-empty string or null" if nullable else "a non-empty string"
+            raise self.error(field, f"expected {want}, got {value!r}")
+        return value
+
+    def num(self, value: Any, field: str, nullable: bool = False) -> float | int | None:
+        if value is None and nullable:
+            return None
+        if not _is_number(value):
+            want = "a finite number or null" if nullable else "a finite number"
+            raise self.error(field, f"expected {want}, got {value!r}")
+        return value
+
+    def int_(self, value: Any, field: str, nullable: bool = False) -> int | None:
+        if value is None and nullable:
+            return None
+        if not _is_int(value) or value < 0:
+            want = "a non-negative integer or null" if nullable else "a non-negative integer"
+            raise self.error(field, f"expected {want}, got {value!r}")
+        return value
+
+
+def _check_accuracy(c: _Checker, accuracy: dict[str, Any], task: str) -> None:
+    has_translation = any(k in accuracy for k in TRANSLATION_KEYS)
+    has_recognition = any(k in accuracy for k in RECOGNITION_KEYS)
+    if task == "translation" or has_translation:
+        for key in TRANSLATION_KEYS:
+            c.num(c.get(accuracy, key, "accuracy."), f"accuracy.{key}")
+        c.str_(c.get(accuracy, "signature", "accuracy."), "accuracy.signature")
+    if task == "recognition" or has_recognition:
+        for key in RECOGNITION_KEYS:
+            c.num(c.get(accuracy, key, "accuracy."), f"accuracy.{key}")
+    for key, value in accuracy.items():
+        if key.endswith("signature"):
+            c.str_(value, f"accuracy.{key}")
+
+
+def _check_efficiency(c: _Checker, eff: dict[str, Any]) -> None:
+    p = "efficiency."
+    unavailable = c.dict_(c.get(eff, "unavailable", p), "efficiency.unavailable")
+    assert unavailable is not None
+    for key, reason in unavailable.items():
+        c.str_(reason, f"efficiency.unavailable.{key}")
+    for key in EFFICIENCY_FIGURES:
+        value = c.get(eff, key, p)
+        if value is None:
+            if key not in unavailable:
+                raise c.error(
+                    f"efficiency.{key}",
+                    "is null but efficiency.unavailable gives no reason for it",
+                )
+            continue
+        if key == "latency_ms":
+            lat = c.dict_(value, "efficiency.latency_ms")
+            assert lat is not None
+            for k in LATENCY_KEYS:
+                c.num(c.get(lat, k, "efficiency.latency_ms."), f"efficiency.latency_ms.{k}")
+            c.int_(c.get(lat, "n", "efficiency.latency_ms."), "efficiency.latency_ms.n")
+        elif key == "params":
+            params = c.dict_(value, "efficiency.params")
+            assert params is not None
+            for k in ("total", "trainable"):
+                c.int_(c.get(params, k, "efficiency.params."), f"efficiency.params.{k}")
+        else:
+            c.num(value, f"efficiency.{key}")
+
+
+def _check_training(c: _Checker, training: dict[str, Any]) -> None:
+    p = "training."
+    c.num(c.get(training, "epochs", p), "training.epochs", nullable=True)
+    c.int_(c.get(training, "steps", p), "training.steps")
+    c.num(c.get(training, "wall_s", p), "training.wall_s")
+    losses = c.dict_(c.get(training, "final_losses", p), "training.final_losses")
+    assert losses is not None
+    for k, v in losses.items():
+        c.num(v, f"training.final_losses.{k}", nullable=True)
+    c.dict_(c.get(training, "best_dev", p), "training.best_dev", nullable=True)
+
+
+def _check_environment(c: _Checker, env: dict[str, Any]) -> None:
+    c.str_(c.get(env, "timestamp", "environment."), "environment.timestamp")
+    c.str_(c.get(env, "git_commit", "environment."), "environment.git_commit", nullable=True)
+    dirty = env.get("git_dirty")
+    if dirty is not None and not isinstance(dirty, bool):
+        raise c.error("environment.git_dirty", f"expected true, false or null, got {dirty!r}")
+    gpu = env.get("gpu")
+    if gpu is not None and not isinstance(gpu, dict):
+        raise c.error("environment.gpu", f"expected an object or null, got {_type_name(gpu)}")
+
+
+def validate_run(obj: Any, source: str = "<run>") -> dict[str, Any]:
+    """Check ``obj`` against ``signbench.run/1``; return it unchanged when valid.
+
+    Raises :class:`RunFileError` whose message names ``source`` (the file) and the field: a missing
+    required field, a value of the wrong type, a null efficiency figure without a reason, or an
+    unknown schema version. Unknown extra fields are allowed (forward compatibility).
+    """
+    c = _Checker(source)
+    if not isinstance(obj, dict):
+        raise c.error("", f"expected a JSON object, got {_type_name(obj)}")
+    schema = c.get(obj, "schema")
+    if schema != SCHEMA:
+        if isinstance(schema, str) and schema.startswith(SCHEMA_PREFIX):
+            raise c.error("schema", f"unknown schema version {schema!r} (this reads {SCHEMA!r})")
+        raise c.error("schema", f"expected {SCHEMA!r}, got {schema!r}")
+    for key in IDENTITY_FIELDS:
+        c.str_(c.get(obj, key), key)
+    task = c.get(obj, "task")
+    if task not in TASKS:
+        raise c.error("task", f"expected one of {list(TASKS)}, got {task!r}")
+
+    accuracy = c.dict_(c.get(obj, "accuracy"), "accuracy", nullable=True)
+    if accuracy is not None:
+        _check_accuracy(c, accuracy, task)
+    efficiency = c.dict_(c.get(obj, "efficiency"), "efficiency")
+    assert efficiency is not None
+    _check_efficiency(c, efficiency)
+    training = c.dict_(c.get(obj, "training"), "training", nullable=True)
+    if training is not None:
+        _check_training(c, training)
+    env = c.dict_(c.get(obj, "environment"), "environment")
+    assert env is not None
+    _check_environment(c, env)
+    outputs = c.str_(c.get(obj, "outputs"), "outputs", nullable=True)
+    if outputs is not None and (
+        Path(outputs).is_absolute()
+        or outputs.startswith(("/", "\\"))
+        or ".." in Path(outputs).parts
+    ):
+        raise c.error("outputs", f"expected a path relative to the run file, got {outputs!r}")
+    if "config" in obj:
+        c.dict_(obj["config"], "config", nullable=True)
+    return obj
+
+
+# --------------------------------------------------------------------------------------------
+# Reading and writing run files
+# --------------------------------------------------------------------------------------------
+
+
+def load_json(path: str | os.PathLike[str]) -> Any:
+    """Parse a JSON file; unreadable files and invalid JSON raise :class:`RunFileError`."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunFileError(f"{p}: cannot read file: {exc}") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RunFileError(
+            f"{p}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from exc
+
+
+def load_run(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate one run JSON; errors (:class:`RunFileError`) name the file."""
+    return validate_run(load_json(path), source=str(path))
+
+
+_SLUG_RE = re.compile(r"[^a-z0-9.]+")
+
+
+def slug(text: str) -> str:
+    """Lowercase, runs of anything but ``[a-z0-9.]`` become one ``-`` (``"NVIDIA H100 80GB HBM3"``
+    → ``"nvidia-h100-80gb-hbm3"``); never empty, never contains ``__``."""
+    out = _SLUG_RE.sub("-", str(text).lower()).strip("-.")
+    return out or "unknown"
+
+
+def run_filename(run: Mapping[str, Any]) -> str:
+    """``<method>__<dataset>-<lang>__<split>__<profile>__<backend>__<device>.json``, each part
+    slugged; the same run key always maps to the same name, so a re-run replaces its old file."""
+    try:
+        parts = [
+            slug(run["method"]),
+            f"{slug(run['dataset'])}-{slug(run['lang'])}",
+            slug(run["split"]),
+            slug(run["profile"]),
+            slug(run["backend"]),
+            slug(run["device"]),
+        ]
+    except KeyError as exc:
+        raise RunFileError(f"<run>: field {exc.args[0]!r}: missing required field") from exc
+    return "__".join(parts) + ".json"
+
+
+def write_run(run: dict[str, Any], out_dir: str | os.PathLike[str]) -> Path:
+    """Validate ``run`` and write it atomically to ``out_dir / run_filename(run)``."""
+    try:
+        name = run_filename(run)
+    except (RunFileError, TypeError, AttributeError):
+        name = "<new run>"  # validate_run below explains what is wrong
+    target = Path(out_dir) / name
+    validate_run(run, source=str(target))
+    return atomic_write_json(target, run)
