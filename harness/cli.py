@@ -190,13 +190,13 @@ def _add_score(sub) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from harness.leaderboard import build_leaderboard
+    from harness.leaderboard import build_leaderboard, discover_runs
 
     runs: list[Path] = []
     for item in args.runs:
         path = Path(item)
         if path.is_dir():
-            runs += sorted(path.glob("*.json"))
+            runs += discover_runs(path)  # JSONs declaring a signbench run schema, recursively
         elif path.is_file():
             runs.append(path)
         elif item != "runs":  # the default folder may simply not exist yet
@@ -208,10 +208,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             raise CLIError(f"benchmark JSON not found: {path}")
         benches.append(path)
     report = build_leaderboard(runs, benches, Path(args.out))
-    board = Path(args.out) / "leaderboard.md"
-    if not args.quiet and board.is_file():
-        print(board.read_text(encoding="utf-8"))
-    print(report.summary() if hasattr(report, "summary") else report)
+    if not args.quiet:
+        for name in ("leaderboard.md", "kernels.md", "methods.md"):
+            table = Path(args.out) / name
+            if table.is_file():
+                print(table.read_text(encoding="utf-8"))
+    print(report.summary())
     return 0
 
 
