@@ -18,7 +18,7 @@ from harness.data.sample import (
 )
 
 _SOURCES: dict[str, Callable[..., Sequence[Sample]]] = {}
-_BUILTIN_MODULES: tuple[str, ...] = ()  # filled as source modules land (imported on demand)
+_BUILTIN_MODULES: tuple[str, ...] = ("harness.data.readers",)  # imported on first use
 
 
 def register_source(name: str) -> Callable:
