@@ -238,7 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"signbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_info, _add_score, _add_leaderboard):
+    from harness.data.cli import add_data_commands
+
+    for add in (_add_info, _add_score, _add_leaderboard, add_data_commands):
         add(sub)
     return parser
 

@@ -18,7 +18,8 @@ from harness.data.sample import (
 )
 
 _SOURCES: dict[str, Callable[..., Sequence[Sample]]] = {}
-_BUILTIN_MODULES: tuple[str, ...] = ("harness.data.readers",)  # imported on first use
+#: Source modules imported on first use (each registers itself with ``register_source``).
+_BUILTIN_MODULES: tuple[str, ...] = ("harness.data.synthetic", "harness.data.readers")
 
 
 def register_source(name: str) -> Callable:
