@@ -28,19 +28,12 @@ from typing import Any
 
 import numpy as np
 
+from harness.data.readers import phoenix
 from harness.results import atomic_write_text
 
-PHOENIX_HEADER = "name|video|start|end|speaker|orth|translation"
-PHOENIX_FRAMES = Path("features") / "fullFrame-210x260px"
-PHOENIX_ANNOTATIONS = Path("annotations") / "manual"
-
-
-def csv_path(root: Path, split: str) -> Path:
-    return root / PHOENIX_ANNOTATIONS / f"PHOENIX-2014-T.{split}.corpus.csv"
-
-
-def frame_dir(root: Path, split: str, name: str) -> Path:
-    return root / PHOENIX_FRAMES / split / name
+#: The corpus CSV header; the layout itself (file and folder names) is the reader's, so the
+#: exporter and ``harness.data.readers.phoenix`` cannot drift apart.
+PHOENIX_HEADER = "|".join(phoenix.COLUMNS)
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -105,12 +98,12 @@ def export_phoenix14t(out: str | os.PathLike[str], *, lang: str = "de", seed: in
         for i in tqdm(range(len(corpus)), desc=f"export {split}", disable=not progress,
                       unit="video"):
             sample = corpus[i]
-            _write_frames(frame_dir(root, split, sample.name), sample.frames)
+            _write_frames(phoenix.frames_folder(root, split, sample.name), sample.frames)
             fields = [sample.name, f"{sample.name}/1/*.png", "-1", "-1",
                       sample.signer or "Signer01",
                       _clean_field(sample.gloss or "", "gloss", sample.name),
                       _clean_field(sample.text or "", "text", sample.name)]
             lines.append("|".join(fields))
-        atomic_write_text(csv_path(root, split), "\n".join(lines) + "\n")
+        atomic_write_text(phoenix.corpus_path(root, split), "\n".join(lines) + "\n")
         written[split] = len(corpus)
     return written
