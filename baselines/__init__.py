@@ -9,6 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 _REGISTRY: dict[str, Callable[..., object]] = {}
+#: Method modules imported on first use (each registers itself with ``register``).
+_METHOD_MODULES: tuple[str, ...] = ()
+
+
+def _import_methods() -> None:
+    import importlib
+
+    for module in _METHOD_MODULES:
+        importlib.import_module(module)
 
 
 def register(name: str) -> Callable[[Callable[..., object]], Callable[..., object]]:
@@ -25,11 +34,13 @@ def register(name: str) -> Callable[[Callable[..., object]], Callable[..., objec
 
 def list_methods() -> list[str]:
     """Registered method keys, sorted."""
+    _import_methods()
     return sorted(_REGISTRY)
 
 
 def get_method(name: str, profile: str = "tiny", **overrides) -> object:
     """Build method ``name`` at ``profile`` ("tiny" | "paper")."""
+    _import_methods()
     if name not in _REGISTRY:
         known = ", ".join(list_methods()) or "none yet"
         raise KeyError(f"unknown method {name!r}; registered methods: {known}")
