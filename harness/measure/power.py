@@ -323,6 +323,9 @@ class PowerMeter:
             n = len(self._samples)
             if n >= 2:
                 energy = trapezoid_energy_j(self._samples)
+                # The integral covers the samples' span (the first is taken just before t0, the
+                # last after the sampler thread stopped), so that span is the window's duration.
+                duration = self._samples[-1][0] - self._samples[0][0]
                 reason = None
             else:
                 reason = self._sample_error or "fewer than two power samples"
