@@ -8,8 +8,9 @@ Subcommands:
 * ``leaderboard`` — rebuild ``results/`` (tables and plots) from run JSONs and
   pytest-benchmark JSONs.
 
-Later subcommands (``run``, ``params``, ``profile``, ``data``) register themselves the same way:
-a ``_add_<name>(subparsers)`` function that sets ``func`` on its parser.
+``run``, ``params`` and ``profile`` (``harness.run_cli``) and ``data`` (``harness.data.cli``)
+register themselves the same way: a function taking the subparsers that sets ``func`` on its
+parser.
 
 Errors the user can fix (bad files, bad options) print one ``signbench: error: ...`` line and
 exit with status 2; nothing deep inside torch surfaces as a stack trace.
@@ -239,8 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"signbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     from harness.data.cli import add_data_commands
+    from harness.run_cli import add_run_commands
 
-    for add in (_add_info, _add_score, _add_leaderboard, add_data_commands):
+    for add in (_add_info, _add_score, _add_leaderboard, add_data_commands, add_run_commands):
         add(sub)
     return parser
 

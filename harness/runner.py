@@ -1,0 +1,424 @@
+"""``run_method``: data → tokenizer → method → training → dev/test scores → efficiency → run JSONs.
+
+One call runs one registered method end to end and writes, under
+``<out>/<method>__<dataset>-<lang>__<profile>__<backend>__<device>/``:
+
+* ``tokenizer/`` (text tokenizer trained on the train split), ``gloss_vocab.json``,
+  ``pseudo_gloss.json`` (only when the method says it needs them), ``checkpoints/`` (``last``,
+  ``best``; see :mod:`harness.train.checkpoint`),
+* per split (``dev``, ``test``): the per-sample JSONL and the run JSON (schema
+  ``signbench.run/1``, written by ``harness.results.write_run``).
+
+Data defaults per profile (``PROFILE_DATA``; explicit arguments win, then a method's optional
+``data_defaults = {"tiny": {...}, "paper": {...}}`` class attribute, then these):
+
+===========  ==========  =========  ==========  ==========  ===============
+profile      train_size  eval_size  resolution  batch_size  eval_batch_size
+===========  ==========  =========  ==========  ==========  ===============
+``tiny``     256         32         32          16          32
+``paper``    corpus      corpus     64          32          32
+===========  ==========  =========  ==========  ==========  ===============
+
+``tiny`` is sized so the default ``signbench run`` (every method, synthetic corpus) fits 15 minutes
+on 2 CPU cores: generating 256 + 2·32 keypoint sequences takes ~2 s (~9 s with 32×32 frames
+too), which leaves each method ~2 minutes of training and evaluation — each method's tiny
+profile (its epochs, widths) must fit that. The synthetic corpus generates
+samples lazily and re-renders evicted ones, so the streams the method reads (``method.inputs``)
+are loaded once per run and kept in memory (up to ``CACHE_LIMIT_BYTES``; beyond that samples stay
+lazy).
+
+Optional method hooks the runner reads (all have defaults, none is required by ``SLTMethod``):
+``batch_size`` / ``eval_batch_size`` (instance or class attributes), ``beam_size`` (5),
+``length_penalty`` (1.0), ``max_len`` (60) for the final evaluation, ``tokenizer_vocab_size``
+(class attribute, 1000), ``tokenizer_kind`` (class attribute, the language default),
+``needs_pseudo_gloss`` (class attribute, False: a ``PseudoGlossExtractor`` fitted on the train
+texts is passed as the ``pseudo_gloss=`` override), ``data_defaults`` (above), ``normalize_frames``
+(collate frames as float in [0, 1]) and ``param_report()`` (see :mod:`harness.run_cli`).
+
+Distributed: under ``torchrun`` every rank loads data and trains; rank 0 alone evaluates, measures
+and writes; the other ranks return an empty list.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from harness.data.sample import Sample
+from harness.results import atomic_write_json, run_filename, slug, write_run
+
+PROFILE_DATA: dict[str, dict[str, Any]] = {
+    "tiny": {"train_size": 256, "eval_size": 32, "resolution": 32, "batch_size": 16,
+             "eval_batch_size": 32, "measure_iters": 5},
+    "paper": {"train_size": None, "eval_size": None, "resolution": 64, "batch_size": 32,
+              "eval_batch_size": 32, "measure_iters": 20},
+}
+#: In-memory stream cache limit per run (bytes); samples past it are loaded lazily each time.
+CACHE_LIMIT_BYTES = 4 * 2**30
+SPLITS_EVALUATED = ("dev", "test")
+
+
+# --------------------------------------------------------------------------------------- helpers
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` → ``cuda`` when available, else ``cpu``; bad names raise ``ValueError``."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"unknown device {device!r}: {e}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available here")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {device!r}: only cpu and cuda are supported")
+    return dev
+
+
+def device_name(device: torch.device) -> str:
+    """The run JSON's ``device``: ``"cpu"`` or the GPU name."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return "cpu"
+
+
+def method_class(key: str) -> Any:
+    """The class registered under ``key`` (or the builder itself when it is a function)."""
+    import baselines
+
+    known = baselines.list_methods()
+    if key not in known:
+        raise ValueError(f"unknown method {key!r}; registered methods: "
+                         f"{', '.join(known) or 'none'}")
+    builder = baselines._REGISTRY[key]
+    return getattr(builder, "method_class", builder)
+
+
+def run_directory(out: str | Path, run: Mapping[str, Any]) -> Path:
+    """``<out>/<method>__<dataset>-<lang>__<profile>__<backend>__<device>`` of a run."""
+    name = "__".join([slug(run["method"]), f"{slug(run['dataset'])}-{slug(run['lang'])}",
+                      slug(run["profile"]), slug(run["backend"]), slug(run["device"])])
+    return Path(out) / name
+
+
+def run_path(out: str | Path, run: Mapping[str, Any]) -> Path:
+    """Where :func:`run_method` wrote ``run``."""
+    return run_directory(out, run) / run_filename(run)
+
+
+def _json_safe(obj: Any) -> Any:
+    """Plain JSON (tuples → lists, odd types → str, non-finite floats → None)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if obj is None or isinstance(obj, (str, int, bool)):
+        return obj
+    if isinstance(obj, (np.floating, np.integer)):
+        return _json_safe(obj.item())
+    return str(obj)
+
+
+def _stream_bytes(value: Any) -> int:
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(_stream_bytes(v) for v in value.values())
+    return 0
+
+
+def materialize(samples: Sequence[Sample], streams: Sequence[str], desc: str = "load",
+                progress: bool = True, limit_bytes: int = CACHE_LIMIT_BYTES) -> list[Sample]:
+    """Samples whose ``streams`` are loaded once and held in memory (up to ``limit_bytes``)."""
+    out: list[Sample] = []
+    used = 0
+    for s in tqdm(samples, desc=desc, unit="sample", disable=not progress, leave=False):
+        if used >= limit_bytes:
+            out.append(s)
+            continue
+        loaders = dict(s.loaders)
+        for stream in streams:
+            if s.has(stream):
+                value = s.load(stream)
+                used += _stream_bytes(value)
+                loaders[stream] = (lambda v=value: v)
+        out.append(Sample(name=s.name, num_frames=s.num_frames, signer=s.signer, gloss=s.gloss,
+                          text=s.text, fingerspelling=s.fingerspelling, source=s.source,
+                          loaders=loaders))
+    return out
+
+
+def load_split(dataset: str, split: str, *, lang: str, size: int | None, resolution: int,
+               seed: int, root: str | Path | None = None) -> Sequence[Sample]:
+    """One split: the synthetic corpus takes size/resolution/seed; real datasets are read from
+    ``root`` and cut to the first ``size`` samples when ``size`` is given."""
+    from harness.data import load_dataset
+
+    if dataset == "synthetic":
+        kw: dict[str, Any] = {"lang": lang, "resolution": resolution, "seed": seed}
+        if size is not None:
+            kw["size"] = size
+        return load_dataset("synthetic", split, **kw)
+    data = load_dataset(dataset, split, root=root)
+    if size is not None:
+        data = [data[i] for i in range(min(size, len(data)))]
+    return data
+
+
+@dataclass
+class TextResources:
+    """What the runner trains on the train split for a method (``None`` when not needed)."""
+
+    tokenizer: Any = None
+    gloss_vocab: Any = None
+    pseudo_gloss: Any = None
+    saved: dict[str, str] = field(default_factory=dict)
+
+
+def build_text_resources(cls: Any, train: Sequence[Sample], lang: str,
+                         save_dir: Path | None = None) -> TextResources:
+    """Tokenizer / gloss vocabulary / pseudo-gloss extractor fitted on the train split."""
+    from harness.text import GlossVocab, PseudoGlossExtractor, train_tokenizer
+
+    res = TextResources()
+    texts = [s.text for s in train if s.text]
+    if getattr(cls, "needs_text", True):
+        if not texts:
+            raise ValueError("the method needs text, but the training split has none")
+        res.tokenizer = train_tokenizer(texts, vocab_size=int(getattr(cls, "tokenizer_vocab_size",
+                                                                      1000)),
+                                        lang=lang, kind=getattr(cls, "tokenizer_kind", None))
+        if save_dir is not None:
+            res.saved["tokenizer"] = str(res.tokenizer.save(save_dir / "tokenizer"))
+    if getattr(cls, "needs_gloss", False) or getattr(cls, "task", "") == "recognition":
+        glosses = [s.gloss for s in train if s.gloss]
+        if not glosses:
+            raise ValueError("the method needs glosses, but the training split has none")
+        res.gloss_vocab = GlossVocab.build(glosses)
+        if save_dir is not None:
+            res.saved["gloss_vocab"] = str(res.gloss_vocab.save(save_dir / "gloss_vocab.json"))
+    if getattr(cls, "needs_pseudo_gloss", False):
+        res.pseudo_gloss = PseudoGlossExtractor(lang).fit(texts)
+        if save_dir is not None:
+            res.saved["pseudo_gloss"] = str(res.pseudo_gloss.save(save_dir / "pseudo_gloss.json"))
+    return res
+
+
+def build_method(key: str, profile: str, resources: TextResources,
+                 overrides: Mapping[str, Any] | None = None) -> Any:
+    """``baselines.get_method`` with the text resources the method needs; bad overrides raise
+    ``ValueError`` naming them."""
+    import baselines
+
+    cls = method_class(key)
+    kwargs = dict(overrides or {})
+    if getattr(cls, "needs_text", True) and resources.tokenizer is not None:
+        kwargs["tokenizer"] = resources.tokenizer
+    if getattr(cls, "needs_gloss", False) and resources.gloss_vocab is not None:
+        kwargs["gloss_vocab"] = resources.gloss_vocab
+    if getattr(cls, "needs_pseudo_gloss", False):
+        kwargs["pseudo_gloss"] = resources.pseudo_gloss
+    try:
+        return baselines.get_method(key, profile, **kwargs)
+    except TypeError as e:
+        raise ValueError(f"method {key!r} cannot be built with overrides "
+                         f"{sorted(overrides or {})}: {e}") from None
+
+
+def _setting(name: str, explicit: Any, cls: Any, method: Any, profile: str) -> Any:
+    if explicit is not None:
+        return explicit
+    if method is not None and getattr(method, name, None) is not None:
+        return getattr(method, name)
+    defaults = getattr(cls, "data_defaults", None) or {}
+    if name in defaults.get(profile, {}):
+        return defaults[profile][name]
+    return PROFILE_DATA[profile].get(name)
+
+
+# ------------------------------------------------------------------------------------------ run
+
+
+def run_method(key: str, dataset: str = "synthetic", lang: str = "de", profile: str = "tiny",
+               backend: str | None = None, device: str = "auto", epochs: int | None = None,
+               out: str | Path = "runs", seed: int = 0, train_size: int | None = None,
+               eval_size: int | None = None, resolution: int | None = None,
+               resume: bool = False, overrides: Mapping[str, Any] | None = None, *,
+               root: str | Path | None = None, batch_size: int | None = None,
+               checkpoint_every_steps: int | None = None, measure_iters: int | None = None,
+               progress: bool = True) -> list[dict[str, Any]]:
+    """Train, evaluate (dev, test), measure and write run JSONs for method ``key``.
+
+    Returns the run dicts (already validated and written; :func:`run_path` gives each file).
+    Sizes/resolution default per profile (see the module docstring).
+    """
+    from baselines.base import scale_epochs
+    from harness import ops
+    from harness.evaluate import evaluate_split, measure_method
+    from harness.measure import capture_environment
+    from harness.ops.dispatch import resolve as resolve_backend
+    from harness.train import TrainConfig, Trainer, distributed, train_config_dict
+
+    if profile not in PROFILE_DATA:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {sorted(PROFILE_DATA)}")
+    if epochs is not None and epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    cls = method_class(key)
+    dev = resolve_device(device)
+    if backend is not None:
+        resolve_backend(backend, dev)  # unknown / unavailable backend: a clear error now
+    backend_name = resolve_backend(backend, dev)
+    info = distributed.init_distributed(dev)
+    if dev.type == "cuda" and info.enabled:
+        dev = torch.device("cuda", info.local_rank)
+
+    train_size = _setting("train_size", train_size, cls, None, profile)
+    eval_size = _setting("eval_size", eval_size, cls, None, profile)
+    resolution = _setting("resolution", resolution, cls, None, profile)
+    identity = {"method": key, "dataset": dataset, "lang": lang, "profile": profile,
+                "backend": backend_name, "device": device_name(dev)}
+    run_dir = run_directory(out, identity)
+
+    splits = {split: load_split(dataset, split, lang=lang, seed=seed, root=root,
+                                size=train_size if split == "train" else eval_size,
+                                resolution=resolution)
+              for split in ("train", *SPLITS_EVALUATED)}
+    resources = build_text_resources(cls, splits["train"], lang,
+                                     run_dir if info.is_main else None)
+    torch.manual_seed(seed)  # method initialisation is part of the seeded run
+    method = build_method(key, profile, resources, overrides)
+    streams = tuple(method.inputs) or ("keypoints",)
+    data = {split: materialize(samples, streams, desc=f"{key}: load {split}",
+                               progress=progress and info.is_main)
+            for split, samples in splits.items()}
+
+    stages = scale_epochs(method.stages(), epochs)
+    cfg = TrainConfig(
+        batch_size=int(_setting("batch_size", batch_size, cls, method, profile)),
+        eval_batch_size=int(_setting("eval_batch_size", None, cls, method, profile)),
+        seed=seed, device=str(dev), checkpoint_dir=run_dir / "checkpoints", resume=resume,
+        checkpoint_every_steps=checkpoint_every_steps,
+        length_penalty=float(getattr(method, "length_penalty", 1.0)),
+        max_len=int(getattr(method, "max_len", 60)), lang=lang, dataset=dataset,
+        progress=progress)
+    backend_ctx = ops.use_backend(backend) if backend is not None else contextlib.nullcontext()
+    with backend_ctx:
+        trainer = Trainer(method, data["train"], data["dev"], cfg,
+                          tokenizer=resources.tokenizer, gloss_vocab=resources.gloss_vocab,
+                          stages=stages)
+        result = trainer.fit()
+        if not info.is_main:
+            distributed.barrier()
+            return []
+
+        beam = int(getattr(method, "beam_size", 5))
+        gen = {"beam_size": beam, "length_penalty": cfg.length_penalty, "max_len": cfg.max_len}
+        evaluations = {}
+        for split in SPLITS_EVALUATED:
+            run_name = run_filename({**identity, "split": split})
+            evaluations[split] = evaluate_split(
+                method, data[split], lang=lang, dataset=dataset,
+                batch_size=cfg.eval_batch_size, device=dev, progress=progress,
+                outputs_path=run_dir / (run_name.removesuffix(".json") + ".jsonl"),
+                desc=f"{key}: evaluate {split}", **gen)
+        iters = int(measure_iters or PROFILE_DATA[profile]["measure_iters"])
+        efficiency = measure_method(method, data["test"], videos=1, device=dev,
+                                    warmup=2, iters=iters, **gen)
+    distributed.barrier()
+
+    environment = capture_environment()
+    training = _json_safe(result.summary())
+    config = _json_safe({
+        "method": method.config_dict(),
+        "overrides": dict(overrides or {}),
+        "stages": [asdict(s) for s in stages],
+        "train": train_config_dict(cfg),
+        "generation": gen,
+        "data": {"train_size": len(data["train"]), "dev_size": len(data["dev"]),
+                 "test_size": len(data["test"]), "resolution": resolution, "seed": seed,
+                 "streams": list(streams)},
+        "text": resources.saved,
+        "epochs_requested": epochs,
+    })
+    runs = []
+    for split, ev in evaluations.items():
+        run = {"schema": "signbench.run/1", **identity, "split": split, "task": method.task,
+               "accuracy": _json_safe(ev.scores), "efficiency": efficiency,
+               "training": training, "environment": environment,
+               "outputs": ev.outputs_path.name, "config": config}
+        write_run(run, run_dir)
+        runs.append(run)
+    return runs
+
+
+@dataclass
+class Failure:
+    """A method that failed, recorded as a value (``signbench run`` goes on with the others)."""
+
+    method: str
+    error: str
+    kind: str
+    traceback: str
+    path: Path | None = None
+
+
+def failure_path(out: str | Path, key: str) -> Path:
+    return Path(out) / "failures" / f"{slug(key)}.json"
+
+
+def run_methods(keys: Sequence[str], *, out: str | Path = "runs",
+                **kwargs: Any) -> tuple[list[dict[str, Any]], list[Failure]]:
+    """:func:`run_method` for each key; a failure is written to ``<out>/failures/<key>.json`` and
+    printed, and the next method runs. A later success removes the method's old failure file."""
+    runs: list[dict[str, Any]] = []
+    failures: list[Failure] = []
+    for key in keys:
+        try:
+            runs += run_method(key, out=out, **kwargs)
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # failures are recorded as values
+            failure = Failure(method=key, error=str(e) or type(e).__name__,
+                              kind=type(e).__name__, traceback=traceback.format_exc())
+            failure.path = atomic_write_json(failure_path(out, key), {
+                "method": key, "error": failure.error, "type": failure.kind,
+                "traceback": failure.traceback,
+                "settings": _json_safe({k: v for k, v in kwargs.items()})})
+            failures.append(failure)
+            print(f"signbench: {key} FAILED ({failure.kind}: {failure.error}); "
+                  f"details in {failure.path}", flush=True)
+        else:
+            failure_path(out, key).unlink(missing_ok=True)
+    return runs, failures
+
+
+def summarize(runs: Sequence[Mapping[str, Any]]) -> str:
+    """One line per run: method, split, main score, latency."""
+    lines = []
+    for r in runs:
+        acc = r.get("accuracy") or {}
+        main = (f"BLEU-4 {acc['bleu4']:.2f}" if "bleu4" in acc
+                else f"WER {acc['wer']:.2f}" if "wer" in acc else "no score")
+        lat = (r.get("efficiency") or {}).get("latency_ms") or {}
+        p50 = f"{lat['p50']:.1f} ms" if "p50" in lat else "n/a"
+        lines.append(f"{r['method']:<12} {r['split']:<5} {main:<14} latency p50 {p50}")
+    return "\n".join(lines)
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(_json_safe(obj), indent=2, sort_keys=True, ensure_ascii=False)
