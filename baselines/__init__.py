@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 _REGISTRY: dict[str, Callable[..., object]] = {}
 #: Method modules imported on first use (each registers itself with ``register``).
-_METHOD_MODULES: tuple[str, ...] = ()
+_METHOD_MODULES: tuple[str, ...] = ("baselines.hypersign",)
 
 
 def _import_methods() -> None:

@@ -1,0 +1,541 @@
+"""HyperSign — dynamic feature fusion for SLT using hypernetworks (Zhang et al., 2025).
+
+What the model does (paper Sec. 2, Fig. 2)
+-------------------------------------------
+* Two streams, each with its own light encoder and VL-mapper (``baselines.common.encoders``):
+  RGB frames → F_v, keypoints → F_k, both (B, T/4, d) with masks.
+* Early fusion: F_f = HyperFusion(F_v, F_k) (``harness.ops.HyperFusion``, eq. 1–3, DSG by default).
+* One shared mBART (``baselines.common.mbart``) translates.
+* Training — partial shortcut (eq. 4): P_i = α_i F_i + (1 − α_i) F_f for i ∈ {v, k}; both P_v and
+  P_k go through the *same* mBART (one batched call of 2B, so dropout differs between the passes
+  as in R-Drop) giving encoder states E_v, E_k and decoder states/logits D_v, D_k.
+  L = L_Tv + L_Tk + w_t·λ1·KL_enc(E_v‖E_k) + w_t·λ2·KL_dec(D_v‖D_k) + L_SST   (eq. 9)
+* Inference uses only the fused stream F_f (no P_i, no KL, no SST): beam 5, length penalty 1.
+
+Choices where the paper is vague (all are ``HyperSignConfig`` fields)
+---------------------------------------------------------------------
+* **α sampling.** α ~ N_[0,1](0, σ_t²) is sampled *exactly* from the normal truncated to [0, 1]
+  (inverse CDF: u ~ U(Φ(0), Φ(1/σ_t)), α = σ_t Φ⁻¹(u)) — no clipping and no rejection loop; its
+  mean is σ_t·(φ(0) − φ(1/σ_t)) / (Φ(1/σ_t) − ½), which falls with σ_t. One α per sample and per
+  stream (α_v and α_k independent). σ_t = max(1 − t/T, ε), ε = ``alpha_eps`` = 1e-3.
+  t is counted in (fractional) epochs of the stage: t = progress · epochs. The paper states T in
+  epochs (40 for PHOENIX-2014T = its whole 40-epoch run; 15 for CSL-Daily). We store it as a
+  fraction of the stage (``alpha_T_fraction``: 1.0 = PHOENIX, 0.375 = CSL's 15/40) so it scales
+  with ``signbench run --epochs``; ``alpha_T_epochs`` fixes it in epochs instead. Strategies
+  (Table 2): ``progressive`` (the paper), ``fixed`` (α = 0.5), ``rdrop`` (α = 0: P_v = P_k = F_f,
+  R-Drop), ``uniform`` (α ~ U(0, 1), "Random MixUp").
+* **KL_enc** is over the feature dimension per position: p = softmax(E[b, n, :]) for each valid
+  position n, KL(p_v ‖ p_k) summed over d, averaged over valid positions
+  (``kl_enc_mode="position"``).
+  ``kl_enc_mode="pooled"`` uses softmax of the masked-mean encoder state instead.
+  **KL_dec** is between the two passes' next-token distributions: KL(softmax D_v ‖ softmax D_k)
+  summed over the vocabulary, averaged over valid target tokens. Gradients flow into both passes
+  (the paper's self-distillation does not stop any gradient; both passes share all weights).
+* **KL annealing** (Bowman et al.): the KL terms are multiplied by w_t = min(1, s / S), s the global
+  optimiser step. Paper: S = 4000 steps (≈ 22.5 % of a 40-epoch PHOENIX run at batch 16:
+  7096/16 ≈ 444 steps/epoch). ``kl_anneal_steps=None`` (tiny) sets S = ``kl_anneal_fraction``
+  (0.225) × the stage's total steps. Without a ``TrainState`` w_t = 1.
+* **SST** (Sec. 2.3.2, Algorithm 1): one query MLP (LayerNorm → Linear(d, d) → GELU → LayerNorm
+  → Linear(d, sst_dim)) shared by all four inputs E_v, E_k, D_v, D_k (the paper speaks of "an MLP"
+  for any of them), C = ``sst_tokens`` learnable tokens c_i (init N(0, 1/sst_dim)), and
+  ``harness.ops.sst_convert`` with pool ``max`` (the paper's r_i = max_j ⟨F_j, c_i⟩; ``mean`` is the
+  public code's) and converter scale ``sst_scale`` = 1/√sst_dim (a scaled dot product, as in
+  attention). Algorithm 1 has no scale, but with scale 1 sparsemax collapsed to one token shared
+  by every sample within a few hundred tiny-profile steps (measured: L_SST stuck at log B, where
+  sparsemax's gradient vanishes); 1/√d keeps several tokens in the support. Padded encoder
+  positions and padded target tokens are masked out. InfoNCE (eq. 7) over the batch: logits =
+  min(exp(s), 100) · cos(f_i^E, f_m^D) with the learnable logit scale s (init log(1/0.07), i.e.
+  τ = 0.07), cross-entropy towards the matching pair, in the paper's direction E → D only.
+  L_SST = mean over the pairs (E_v,D_v), (E_k,D_k), (E_v,D_k), (E_k,D_v) (eq. 8).
+  Ablations (Table 2): ``use_contrastive=False`` drops L_SST (No. 10), ``use_sst=False``
+  replaces the SST converter by masked average pooling of the MLP features (No. 11),
+  ``use_cross_pairs=False`` keeps only the two intra-stream pairs (No. 12); ``use_kl_enc`` /
+  ``use_kl_dec`` (No. 8, 9).
+* **σ of eq. (3)** is ReLU (``fusion_activation``): the paper's static counterpart is
+  "Linear + ReLU" (Table 2, No. 4) and the dynamic MLP replaces that Linear by generated weights.
+  The generators use dropout 0.5 (Sec. 3.2).
+* **Fusion ablations** (Table 2): ``hypernetwork`` (HyperFusion, ``hyper_variant`` dsg / dshg /
+  pig / cig, Table 3); ``mixup`` — sample-level mixup F_f = λ F_v + (1 − λ) F_k with λ ~ U(0, 1)
+  per sample in training and λ = ½ at inference; ``gated`` — two static learnable weight vectors,
+  F_f = w_v ⊙ F_v + w_k ⊙ F_k (init ½); ``linear_relu`` — F_f = ReLU(W [F_v; F_k] + b).
+* **Single-stream baselines** (``stream="rgb"`` / ``"keypoints"``; MMTLB / MMTLB-KP of Table 1)
+  run the same frontend and mBART with no fusion, no partial shortcut, no self-distillation and
+  one translation loss ``loss_t`` (they have nothing to distil or contrast across streams).
+* Streams of unequal length (e.g. features cached at another rate) are cut to the shorter one per
+  sample after the encoders (their masks are AND-ed); the synthetic corpus has equal lengths.
+* Training targets: ``text_ids`` = ``<s> … </s>``; the decoder reads ``<s> …`` and predicts
+  ``… </s>``; cross-entropy averaged over valid target tokens (``label_smoothing`` 0: the paper
+  names none).
+
+Profiles
+--------
+``tiny``: d = 128, mBART 2 + 2 layers (4 heads, FFN 256), frame pairs stacked (``frame_stride``
+2), RGB CNN (8, 16, 32) channels pooled 4×4, keypoint MLP 256, SST 64 tokens × 64 dims; one stage
+of ``TINY_EPOCHS`` epochs, AdamW lr 3e-3, 30 warm-up steps, cosine. Measured on this project's
+2-core machine (single thread, batch 16, 32×32 frames): ~0.2 s per training step for the
+dual-stream model, ~0.05 s keypoints-only, ~0.15 s RGB-only. From scratch the translator first
+learns the sentence prior (token loss plateaus near 1.4–1.5, every input gets the same sentence);
+keypoints-only left that plateau only after ~750–1000 steps at lr 3e-3 (none at 1e-3 in 570
+steps), so ~600 training samples need ~20+ epochs — more than two minutes for the dual model.
+``paper``: d = 1024 (T/4 × 1024 features), mBART-large-cc25 dimensions over the trimmed corpus
+vocabulary (``baselines.common.mbart``), SST 128 × 128, one stage of 40 epochs at lr 1e-5
+(Sec. 3.2; the encoders and mBART are meant to be pre-trained, ``init=PATH`` loads a local mBART
+checkpoint), batch 16, AMP. Paper-size encoders are light CNN/MLP stand-ins for the S3D
+extractors (see ``baselines.common.encoders``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from baselines import register
+from baselines.base import SLTMethod, Stage, TrainState
+from baselines.common import mbart as mb
+from baselines.common.encoders import KeypointEncoder, RGBEncoder, VLMapper
+from harness.ops import HyperFusion, sst_convert
+from harness.ops.hyper import VARIANTS
+
+FUSIONS = ("hypernetwork", "mixup", "gated", "linear_relu")
+ALPHA_STRATEGIES = ("progressive", "fixed", "rdrop", "uniform")
+STREAMS = ("both", "rgb", "keypoints")
+KL_ENC_MODES = ("position", "pooled")
+SST_POOLS = ("max", "mean")
+TINY_EPOCHS = 20
+LOGIT_SCALE_MAX = 100.0
+
+
+@dataclass
+class HyperSignConfig:
+    """Every knob of HyperSign (see the module docstring for the reading of each)."""
+
+    # sizes
+    d_model: int = 128
+    rgb_channels: tuple[int, ...] = (8, 16, 32)
+    rgb_pool: int = 4
+    frame_stride: int = 2
+    keypoint_joints: int = 75
+    keypoint_hidden: int = 256
+    encoder_dropout: float = 0.1
+    mbart_layers: tuple[int, int] = (2, 2)
+    mbart_heads: int = 4
+    mbart_ffn: int = 256
+    mbart_dropout: float = 0.1
+    mbart_attention_dropout: float = 0.0
+    mbart_max_positions: int = 512
+    vocab_size: int = 1000  # used only without a tokenizer (parameter counts)
+    init: str | None = None  # local mBART checkpoint directory
+    # streams and fusion
+    stream: str = "both"
+    fusion: str = "hypernetwork"
+    hyper_variant: str = "dsg"
+    fusion_dropout: float = 0.5
+    fusion_activation: str | None = "relu"
+    # partial shortcut
+    alpha_strategy: str = "progressive"
+    alpha_T_epochs: float | None = None
+    alpha_T_fraction: float = 1.0
+    alpha_eps: float = 1e-3
+    # self-distillation
+    use_kl_enc: bool = True
+    use_kl_dec: bool = True
+    kl_enc_mode: str = "position"
+    lambda_enc: float = 1.0
+    lambda_dec: float = 5.0
+    kl_anneal_steps: int | None = None
+    kl_anneal_fraction: float = 0.225
+    # SST contrastive learning
+    use_contrastive: bool = True
+    use_sst: bool = True
+    use_cross_pairs: bool = True
+    sst_tokens: int = 64
+    sst_dim: int = 64
+    sst_pool: str = "max"
+    sst_scale: float | None = None  # None: 1/sqrt(sst_dim)
+    temperature: float = 0.07
+    # training
+    label_smoothing: float = 0.0
+    epochs: int = TINY_EPOCHS
+    lr: float = 3e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 30
+    batch_size: int = 16
+    amp: bool = False
+
+    def validate(self) -> None:
+        choices = {"stream": (self.stream, STREAMS), "fusion": (self.fusion, FUSIONS),
+                   "hyper_variant": (self.hyper_variant, VARIANTS),
+                   "alpha_strategy": (self.alpha_strategy, ALPHA_STRATEGIES),
+                   "kl_enc_mode": (self.kl_enc_mode, KL_ENC_MODES),
+                   "sst_pool": (self.sst_pool, SST_POOLS)}
+        for name, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise ValueError(f"HyperSignConfig.{name} = {value!r}; expected one of {allowed}")
+        positive = {"d_model": self.d_model, "sst_tokens": self.sst_tokens,
+                    "sst_dim": self.sst_dim, "temperature": self.temperature,
+                    "alpha_eps": self.alpha_eps, "alpha_T_fraction": self.alpha_T_fraction,
+                    "epochs": self.epochs, "batch_size": self.batch_size}
+        for name, value in positive.items():
+            if not value > 0:
+                raise ValueError(f"HyperSignConfig.{name} must be > 0, got {value}")
+        if self.d_model % self.mbart_heads:
+            raise ValueError(f"HyperSignConfig.d_model {self.d_model} is not divisible by "
+                             f"mbart_heads {self.mbart_heads}")
+
+
+PAPER_CONFIG = HyperSignConfig(
+    d_model=1024, rgb_channels=(64, 128, 256, 512), rgb_pool=2, frame_stride=1,
+    keypoint_hidden=1024,
+    mbart_layers=(12, 12), mbart_heads=16, mbart_ffn=4096, mbart_dropout=0.1,
+    mbart_attention_dropout=0.1, mbart_max_positions=mb.MAX_POSITIONS, vocab_size=3000,
+    sst_tokens=128, sst_dim=128, kl_anneal_steps=4000, epochs=40, lr=1e-5, weight_decay=0.001,
+    warmup_steps=0, batch_size=16, amp=True,
+)
+
+
+def truncated_normal_alpha(shape: tuple[int, ...], sigma: float, *,
+                           device: torch.device | str = "cpu",
+                           generator: torch.Generator | None = None) -> torch.Tensor:
+    """α ~ N(0, σ²) truncated to [0, 1], sampled exactly by the inverse CDF (module docstring)."""
+    if sigma <= 0:
+        raise ValueError(f"truncated_normal_alpha: sigma must be > 0, got {sigma}")
+    hi = 0.5 * (1.0 + math.erf(1.0 / (sigma * math.sqrt(2.0))))  # Φ(1/σ)
+    u = torch.rand(shape, device=device, generator=generator, dtype=torch.float64)
+    u = 0.5 + u * (hi - 0.5)
+    alpha = sigma * torch.special.ndtri(u)
+    return alpha.clamp_(0.0, 1.0).float()  # clamp only guards float round-off at the ends
+
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    m = mask[..., None].to(x.dtype)
+    return (x * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+
+@register("hypersign")
+class HyperSign(SLTMethod):
+    """HyperSign (see the module docstring); ``get_method("hypersign", profile, **overrides)``."""
+
+    key = "hypersign"
+    task = "translation"
+    inputs = ("frames", "keypoints")
+    needs_text = True
+
+    def __init__(self, profile: str = "tiny", tokenizer: Any = None,
+                 config: HyperSignConfig | None = None, **overrides: Any) -> None:
+        super().__init__(profile)
+        base = config or (PAPER_CONFIG if profile == "paper" else HyperSignConfig())
+        known = {f.name for f in fields(HyperSignConfig)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise TypeError(f"hypersign: unknown override(s) {unknown}; known: {sorted(known)}")
+        cfg = replace(base, **overrides)
+        cfg.validate()
+        self.config = cfg
+        self.tokenizer = tokenizer
+        self.use_rgb = cfg.stream in ("both", "rgb")
+        self.use_keypoints = cfg.stream in ("both", "keypoints")
+        self.inputs = tuple(s for s, on in (("frames", self.use_rgb),
+                                            ("keypoints", self.use_keypoints)) if on)
+        d = cfg.d_model
+        if self.use_rgb:
+            self.rgb_encoder = RGBEncoder(d, cfg.rgb_channels, cfg.rgb_pool, cfg.encoder_dropout,
+                                          cfg.frame_stride)
+            self.rgb_mapper = VLMapper(d, d)
+        if self.use_keypoints:
+            self.keypoint_encoder = KeypointEncoder(d, cfg.keypoint_joints, cfg.keypoint_hidden,
+                                                    cfg.encoder_dropout, cfg.frame_stride)
+            self.keypoint_mapper = VLMapper(d, d)
+        if cfg.stream == "both":
+            if cfg.fusion == "hypernetwork":
+                self.fusion = HyperFusion(d, cfg.fusion_dropout, cfg.fusion_activation,
+                                          cfg.hyper_variant)
+            elif cfg.fusion == "gated":
+                self.gate_v = nn.Parameter(torch.full((d,), 0.5))
+                self.gate_k = nn.Parameter(torch.full((d,), 0.5))
+            elif cfg.fusion == "linear_relu":
+                self.fusion = nn.Linear(2 * d, d)
+        size = mb.MBartSize(d_model=d, encoder_layers=cfg.mbart_layers[0],
+                            decoder_layers=cfg.mbart_layers[1], heads=cfg.mbart_heads,
+                            ffn=cfg.mbart_ffn, dropout=cfg.mbart_dropout,
+                            attention_dropout=cfg.mbart_attention_dropout,
+                            max_positions=cfg.mbart_max_positions)
+        self.mbart = mb.build_mbart(size, cfg.vocab_size, tokenizer, cfg.init)
+        if self.contrastive_on:
+            self.query_mlp = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d), nn.GELU(),
+                                           nn.LayerNorm(d), nn.Linear(d, cfg.sst_dim))
+            self.sst_tokens = nn.Parameter(torch.randn(cfg.sst_tokens, cfg.sst_dim)
+                                           * cfg.sst_dim ** -0.5)
+            self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / cfg.temperature)))
+
+    # ------------------------------------------------------------------------------ config
+
+    @property
+    def dual(self) -> bool:
+        return self.config.stream == "both"
+
+    @property
+    def sst_scale(self) -> float:
+        """Scale of the SST converter's relevances (``sst_scale``, default 1/sqrt(sst_dim))."""
+        scale = self.config.sst_scale
+        return self.config.sst_dim ** -0.5 if scale is None else float(scale)
+
+    @property
+    def contrastive_on(self) -> bool:
+        return self.dual and self.config.use_contrastive
+
+    def loss_names(self) -> tuple[str, ...]:
+        """The loss terms ``training_step`` returns (and sums into ``loss``) for this config."""
+        if not self.dual:
+            return ("loss_t",)
+        names = ["loss_tv", "loss_tk"]
+        if self.config.use_kl_enc:
+            names.append("kl_enc")
+        if self.config.use_kl_dec:
+            names.append("kl_dec")
+        if self.contrastive_on:
+            names.append("sst")
+        return tuple(names)
+
+    def stages(self) -> list[Stage]:
+        cfg = self.config
+        return [Stage(name="hypersign" if self.dual else f"single-{cfg.stream}",
+                      epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                      losses=self.loss_names(), scheduler="cosine",
+                      warmup_steps=cfg.warmup_steps, grad_clip=1.0, monitor="bleu4",
+                      options={"batch_size": cfg.batch_size, "amp": cfg.amp})]
+
+    # ------------------------------------------------------------------------------ parts
+
+    def _text(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        if batch.text_ids is None or batch.text_mask is None:
+            raise ValueError("hypersign: the batch has no text_ids; collate it with the text "
+                             "tokenizer (collate(..., text_tokenizer=tokenizer))")
+        return batch.text_ids, batch.text_mask
+
+    def _input(self, batch: Any, stream: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if stream not in batch.inputs:
+            raise ValueError(f"hypersign: the batch lacks the {stream!r} stream (it has "
+                             f"{sorted(batch.inputs)}); collate with streams={self.inputs}")
+        return batch.inputs[stream], batch.masks[stream]
+
+    def frontend(self, batch: Any) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Per-stream features ``{"v": (F_v, mask), "k": (F_k, mask)}`` (those in use)."""
+        out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        with self.nvtx("frontend"):
+            if self.use_rgb:
+                frames, mask = self._input(batch, "frames")
+                out["v"] = self.rgb_mapper(*self.rgb_encoder(frames, mask))
+            if self.use_keypoints:
+                kp, mask = self._input(batch, "keypoints")
+                out["k"] = self.keypoint_mapper(*self.keypoint_encoder(kp, mask))
+        if len(out) == 2:
+            (fv, mv), (fk, mk) = out["v"], out["k"]
+            n = min(fv.shape[1], fk.shape[1])
+            mask = mv[:, :n] & mk[:, :n]
+            out = {"v": (fv[:, :n], mask), "k": (fk[:, :n], mask)}
+        return out
+
+    def fuse(self, fv: torch.Tensor, fk: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """F_f from F_v and F_k by ``config.fusion`` (padded positions zeroed)."""
+        cfg = self.config
+        with self.nvtx("fusion"):
+            if cfg.fusion == "hypernetwork":
+                ff = self.fusion(fv, fk)
+            elif cfg.fusion == "mixup":
+                if self.training:
+                    lam = torch.rand(fv.shape[0], 1, 1, device=fv.device, dtype=fv.dtype)
+                else:
+                    lam = torch.full((fv.shape[0], 1, 1), 0.5, device=fv.device, dtype=fv.dtype)
+                ff = lam * fv + (1 - lam) * fk
+            elif cfg.fusion == "gated":
+                ff = self.gate_v * fv + self.gate_k * fk
+            else:
+                ff = torch.relu(self.fusion(torch.cat([fv, fk], dim=-1)))
+        return ff * mask[..., None].to(ff.dtype)
+
+    def alpha_sigma(self, state: TrainState | None) -> float:
+        """σ_t = max(1 − t/T, ε) with t and T in epochs (module docstring)."""
+        cfg = self.config
+        if state is None:
+            return 1.0
+        epochs = max(1, state.stage.epochs)
+        t = state.progress * epochs
+        T = cfg.alpha_T_epochs if cfg.alpha_T_epochs is not None else cfg.alpha_T_fraction * epochs
+        return max(1.0 - t / max(T, 1e-9), cfg.alpha_eps)
+
+    def sample_alpha(self, batch_size: int, state: TrainState | None,
+                     device: torch.device) -> torch.Tensor:
+        """α of eq. (4), (batch_size,) in [0, 1], by ``config.alpha_strategy``."""
+        strategy = self.config.alpha_strategy
+        if strategy == "progressive":
+            return truncated_normal_alpha((batch_size,), self.alpha_sigma(state), device=device)
+        if strategy == "fixed":
+            return torch.full((batch_size,), 0.5, device=device)
+        if strategy == "rdrop":
+            return torch.zeros(batch_size, device=device)
+        return torch.rand(batch_size, device=device)
+
+    def kl_weight(self, state: TrainState | None) -> float:
+        """KL annealing factor w_t = min(1, step / S)."""
+        if state is None:
+            return 1.0
+        cfg = self.config
+        steps = cfg.kl_anneal_steps
+        if steps is None:
+            steps = cfg.kl_anneal_fraction * max(1, state.total_steps)
+        return min(1.0, state.global_step / max(1.0, float(steps)))
+
+    def sst_features(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """f^X (B, sst_dim): the query MLP then the SST converter (or mean pooling)."""
+        q = self.query_mlp(states)
+        if not self.config.use_sst:
+            return _masked_mean(q, mask)
+        _, f = sst_convert(q, self.sst_tokens.to(q.dtype), mask, scale=self.sst_scale,
+                           pool=self.config.sst_pool)
+        return f
+
+    def info_nce(self, f_e: torch.Tensor, f_d: torch.Tensor) -> torch.Tensor:
+        """Eq. (7): −mean_k log softmax_m(scale · cos(f_k^E, f_m^D))[k]."""
+        scale = self.logit_scale.exp().clamp(max=LOGIT_SCALE_MAX)
+        logits = scale * F.normalize(f_e.float(), dim=-1) @ F.normalize(f_d.float(), dim=-1).T
+        target = torch.arange(f_e.shape[0], device=f_e.device)
+        return F.cross_entropy(logits, target)
+
+    # ------------------------------------------------------------------------------ losses
+
+    def _translation_loss(self, logits: torch.Tensor, targets: torch.Tensor,
+                          valid: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits[valid].float(), targets[valid],
+                               label_smoothing=self.config.label_smoothing)
+
+    def training_step(self, batch: Any, state: TrainState | None = None
+                      ) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        ids, tmask = self._text(batch)
+        targets, valid = ids[:, 1:], tmask[:, 1:]
+        feats = self.frontend(batch)
+        if not self.dual:
+            (x, mask), = feats.values()
+            with self.nvtx("encoder"):
+                enc = mb.encode(self.mbart, x, mask)
+            with self.nvtx("decoder"):
+                logits, _ = mb.decode(self.mbart, enc, mask, ids, tmask)
+            loss = self._translation_loss(logits, targets, valid)
+            return {"loss": loss, "loss_t": loss.detach()}
+
+        (fv, mask), (fk, _) = feats["v"], feats["k"]
+        ff = self.fuse(fv, fk, mask)
+        b = fv.shape[0]
+        alpha_v = self.sample_alpha(b, state, fv.device).to(fv.dtype)
+        alpha_k = self.sample_alpha(b, state, fv.device).to(fv.dtype)
+        pv = alpha_v[:, None, None] * fv + (1 - alpha_v[:, None, None]) * ff  # eq. (4)
+        pk = alpha_k[:, None, None] * fk + (1 - alpha_k[:, None, None]) * ff
+        mask2 = torch.cat([mask, mask])
+        with self.nvtx("encoder"):
+            enc = mb.encode(self.mbart, torch.cat([pv, pk]), mask2)
+        with self.nvtx("decoder"):
+            logits, dec = mb.decode(self.mbart, enc, mask2, torch.cat([ids, ids]),
+                                    torch.cat([tmask, tmask]))
+        e_v, e_k = enc.chunk(2)
+        d_v, d_k = dec.chunk(2)
+        l_v, l_k = logits.chunk(2)
+        out: dict[str, torch.Tensor] = {
+            "loss_tv": self._translation_loss(l_v, targets, valid),
+            "loss_tk": self._translation_loss(l_k, targets, valid),
+        }
+        w = self.kl_weight(state)
+        total = out["loss_tv"] + out["loss_tk"]
+        if cfg.use_kl_enc:
+            out["kl_enc"] = self.kl_enc(e_v, e_k, mask)
+            total = total + w * cfg.lambda_enc * out["kl_enc"]
+        if cfg.use_kl_dec:
+            out["kl_dec"] = self.kl_dec(l_v, l_k, valid)
+            total = total + w * cfg.lambda_dec * out["kl_dec"]
+        if self.contrastive_on:
+            out["sst"] = self.sst_loss(e_v, e_k, d_v, d_k, mask, valid)
+            total = total + out["sst"]
+        result = {"loss": total}
+        result.update({k: v.detach() for k, v in out.items()})
+        result["kl_weight"] = torch.tensor(w)
+        result["alpha_v"] = alpha_v.detach().float().mean()
+        result["alpha_k"] = alpha_k.detach().float().mean()
+        return result
+
+    def kl_enc(self, e_v: torch.Tensor, e_k: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """KL_enc(E_v ‖ E_k), eq. (5) (see ``kl_enc_mode``)."""
+        if self.config.kl_enc_mode == "pooled":
+            log_p, log_q = (F.log_softmax(_masked_mean(e.float(), mask), -1) for e in (e_v, e_k))
+            return (log_p.exp() * (log_p - log_q)).sum(-1).mean()
+        log_p = F.log_softmax(e_v[mask].float(), -1)
+        log_q = F.log_softmax(e_k[mask].float(), -1)
+        return (log_p.exp() * (log_p - log_q)).sum(-1).mean()
+
+    def kl_dec(self, l_v: torch.Tensor, l_k: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """KL_dec(D_v ‖ D_k), eq. (6): next-token distributions at valid target positions."""
+        log_p = F.log_softmax(l_v[valid].float(), -1)
+        log_q = F.log_softmax(l_k[valid].float(), -1)
+        return (log_p.exp() * (log_p - log_q)).sum(-1).mean()
+
+    def sst_loss(self, e_v, e_k, d_v, d_k, enc_mask, dec_mask) -> torch.Tensor:
+        """L_SST, eq. (8): mean InfoNCE over the (cross-)stream pairs."""
+        f_ev, f_ek = self.sst_features(e_v, enc_mask), self.sst_features(e_k, enc_mask)
+        f_dv, f_dk = self.sst_features(d_v, dec_mask), self.sst_features(d_k, dec_mask)
+        pairs = [(f_ev, f_dv), (f_ek, f_dk)]
+        if self.config.use_cross_pairs:
+            pairs += [(f_ev, f_dk), (f_ek, f_dv)]
+        return sum(self.info_nce(a, b) for a, b in pairs) / len(pairs)
+
+    # ------------------------------------------------------------------------------ inference
+
+    def inference_features(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the translation network sees at inference: F_f (or the single stream)."""
+        feats = self.frontend(batch)
+        if not self.dual:
+            (x, mask), = feats.values()
+            return x, mask
+        (fv, mask), (fk, _) = feats["v"], feats["k"]
+        return self.fuse(fv, fk, mask), mask
+
+    @torch.no_grad()
+    def generate(self, batch: Any, beam_size: int = 5, length_penalty: float = 1.0,
+                 max_len: int = 60) -> list[str]:
+        if self.tokenizer is None:
+            raise ValueError("hypersign.generate needs the text tokenizer (tokenizer= override)")
+        x, mask = self.inference_features(batch)
+        with self.nvtx("encoder"):
+            enc = mb.encode(self.mbart, x, mask)
+        with self.nvtx("beam_search"):
+            ids = mb.beam_search(self.mbart, mask, encoder_states=enc, num_beams=beam_size,
+                                 length_penalty=length_penalty, max_new_tokens=max_len)
+        return [self.tokenizer.decode(row.tolist()) for row in ids]
+
+    # ------------------------------------------------------------------------------ reports
+
+    def param_report(self) -> dict[str, Any]:
+        """Total / trainable parameters and a per-component breakdown (works on ``meta``)."""
+        groups = {
+            "rgb_encoder": ("rgb_encoder.", "rgb_mapper."),
+            "keypoint_encoder": ("keypoint_encoder.", "keypoint_mapper."),
+            "fusion": ("fusion.", "gate_v", "gate_k"),
+            "mbart": ("mbart.",),
+            "sst": ("query_mlp.", "sst_tokens", "logit_scale"),
+        }
+        components = dict.fromkeys(groups, 0)
+        total = trainable = 0
+        for name, p in self.named_parameters():
+            total += p.numel()
+            trainable += p.numel() if p.requires_grad else 0
+            for group, prefixes in groups.items():
+                if name.startswith(prefixes):
+                    components[group] += p.numel()
+                    break
+        return {"total": total, "trainable": trainable, "components": components}
+
+
+__all__ = ["ALPHA_STRATEGIES", "FUSIONS", "PAPER_CONFIG", "HyperSign", "HyperSignConfig",
+           "truncated_normal_alpha"]
