@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "cuda_common.cuh"
 #include "attention/attention.h"
 
 namespace signbench::attention {
@@ -26,24 +27,6 @@ constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
 constexpr int kTileN = 32;
 constexpr unsigned kFull = 0xffffffffu;
-
-template <typename T>
-__device__ __forceinline__ float to_float(T v) { return static_cast<float>(v); }
-template <>
-__device__ __forceinline__ float to_float<__half>(__half v) { return __half2float(v); }
-template <>
-__device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 v) {
-  return __bfloat162float(v);
-}
-
-template <typename T>
-__device__ __forceinline__ T from_float(float v) { return static_cast<T>(v); }
-template <>
-__device__ __forceinline__ __half from_float<__half>(float v) { return __float2half(v); }
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
-  return __float2bfloat16(v);
-}
 
 __device__ __forceinline__ float warp_max(float v) {
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(kFull, v, o));
@@ -301,16 +284,10 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-void check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) {
-    throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
-  }
-}
-
 template <typename Kernel>
 void allow_smem(Kernel kernel, std::size_t bytes) {
   if (bytes > 48 * 1024) {
-    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                static_cast<int>(bytes)),
           "masked_attention (cuda): shared memory attribute");
   }
@@ -329,7 +306,7 @@ void forward_typed(std::uintptr_t q, std::uintptr_t k, std::uintptr_t v, std::ui
                                            as_ptr<const T>(v), as_ptr<const std::uint8_t>(mask),
                                            as_ptr<T>(out), as_ptr<float>(lse), static_cast<int>(H),
                                            Tq, Tk, dh, half_window, scale);
-  check(cudaGetLastError(), "masked_attention forward (cuda) launch");
+  check_cuda(cudaGetLastError(), "masked_attention forward (cuda) launch");
 }
 
 template <typename T, int DPL>
@@ -341,7 +318,7 @@ void backward_typed(std::uintptr_t q, std::uintptr_t k, std::uintptr_t v, std::u
   const std::int64_t rows = B * H * Tq;
   delta_kernel<T><<<static_cast<unsigned>((rows + kWarps - 1) / kWarps), kThreads, 0, stream>>>(
       as_ptr<const T>(out), as_ptr<const T>(dout), as_ptr<float>(delta), rows, dh);
-  check(cudaGetLastError(), "masked_attention delta (cuda) launch");
+  check_cuda(cudaGetLastError(), "masked_attention delta (cuda) launch");
 
   const std::size_t smem_q = sizeof(float) * (2 * kTileN * (dh + 1) + 2 * kWarps * dh);
   auto dq_k = dq_kernel<T, DPL>;
@@ -351,7 +328,7 @@ void backward_typed(std::uintptr_t q, std::uintptr_t k, std::uintptr_t v, std::u
       as_ptr<const T>(q), as_ptr<const T>(k), as_ptr<const T>(v), as_ptr<const std::uint8_t>(mask),
       as_ptr<const T>(dout), as_ptr<const float>(lse), as_ptr<const float>(delta), as_ptr<T>(dq),
       static_cast<int>(H), Tq, Tk, dh, half_window, scale);
-  check(cudaGetLastError(), "masked_attention dq (cuda) launch");
+  check_cuda(cudaGetLastError(), "masked_attention dq (cuda) launch");
 
   const std::size_t smem_k =
       sizeof(float) * (2 * kTileN * (dh + 1) + 2 * kWarps * dh + 2 * kTileN);
@@ -362,7 +339,7 @@ void backward_typed(std::uintptr_t q, std::uintptr_t k, std::uintptr_t v, std::u
       as_ptr<const T>(q), as_ptr<const T>(k), as_ptr<const T>(v), as_ptr<const std::uint8_t>(mask),
       as_ptr<const T>(dout), as_ptr<const float>(lse), as_ptr<const float>(delta), as_ptr<T>(dk),
       as_ptr<T>(dv), static_cast<int>(H), Tq, Tk, dh, half_window, scale);
-  check(cudaGetLastError(), "masked_attention dk/dv (cuda) launch");
+  check_cuda(cudaGetLastError(), "masked_attention dk/dv (cuda) launch");
 }
 
 void check_dims(std::int64_t dh) {

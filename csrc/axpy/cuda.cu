@@ -6,29 +6,12 @@
 #include <stdexcept>
 #include <string>
 
+#include "cuda_common.cuh"
 #include "axpy/axpy.h"
 
 namespace signbench::axpy {
 
 namespace {
-
-template <typename T>
-__device__ __forceinline__ float to_float(T v) { return static_cast<float>(v); }
-template <>
-__device__ __forceinline__ float to_float<__half>(__half v) { return __half2float(v); }
-template <>
-__device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 v) {
-  return __bfloat162float(v);
-}
-
-template <typename T>
-__device__ __forceinline__ T from_float(float v) { return static_cast<T>(v); }
-template <>
-__device__ __forceinline__ __half from_float<__half>(float v) { return __float2half(v); }
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
-  return __float2bfloat16(v);
-}
 
 template <typename T>
 __global__ void axpy_kernel(const T* __restrict__ x, const T* __restrict__ y, T* __restrict__ out,
@@ -44,12 +27,6 @@ __global__ void axpy_kernel_f64(const double* __restrict__ x, const double* __re
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     out[i] = alpha * x[i] + y[i];
-  }
-}
-
-void check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) {
-    throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
   }
 }
 
@@ -81,7 +58,7 @@ void cuda(std::uintptr_t x, std::uintptr_t y, std::uintptr_t out, std::int64_t n
           as_ptr<__nv_bfloat16>(out), n, static_cast<float>(alpha));
       break;
   }
-  check(cudaGetLastError(), "axpy (cuda) launch");
+  check_cuda(cudaGetLastError(), "axpy (cuda) launch");
 }
 
 }  // namespace signbench::axpy

@@ -17,6 +17,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "cuda_common.cuh"
 #include "gated_fusion/gated_fusion.h"
 
 namespace signbench::gated_fusion {
@@ -27,24 +28,6 @@ constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kRows = 4;
 constexpr unsigned kFull = 0xffffffffu;
-
-template <typename T>
-__device__ __forceinline__ float to_float(T v) { return static_cast<float>(v); }
-template <>
-__device__ __forceinline__ float to_float<__half>(__half v) { return __half2float(v); }
-template <>
-__device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 v) {
-  return __bfloat162float(v);
-}
-
-template <typename T>
-__device__ __forceinline__ T from_float(float v) { return static_cast<T>(v); }
-template <>
-__device__ __forceinline__ __half from_float<__half>(float v) { return __float2half(v); }
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
-  return __float2bfloat16(v);
-}
 
 // Sums v[r] over the block for every r; red holds R * kWarps floats.
 template <int R>
@@ -213,12 +196,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-void check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) {
-    throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
-  }
-}
-
 void check_dim(std::int64_t d) {
   if (d < 1 || d > 4 * kThreads) {
     throw std::invalid_argument("gated_blend (cuda): d must be in [1, 1024], got " +
@@ -237,7 +214,7 @@ void forward_typed(std::uintptr_t ovs, std::uintptr_t osv, std::uintptr_t fv, st
       as_ptr<const T>(ovs), as_ptr<const T>(osv), as_ptr<const T>(fv), as_ptr<const T>(fs),
       as_ptr<const T>(w), as_ptr<const T>(b), as_ptr<const T>(lw), as_ptr<const T>(lb),
       as_ptr<T>(y), as_ptr<float>(alpha), as_ptr<float>(mean), as_ptr<float>(rstd), N, d, eps);
-  check(cudaGetLastError(), "gated_blend forward (cuda) launch");
+  check_cuda(cudaGetLastError(), "gated_blend forward (cuda) launch");
 }
 
 template <typename T, int CPT>
@@ -251,7 +228,7 @@ void backward_typed(std::uintptr_t dy, std::uintptr_t ovs, std::uintptr_t osv,
       as_ptr<const float>(alpha), as_ptr<const float>(mean), as_ptr<const float>(rstd),
       as_ptr<const T>(lw), as_ptr<T>(dz), as_ptr<T>(g_vs), as_ptr<T>(g_sv), as_ptr<float>(dlw),
       as_ptr<float>(dlb), N, d);
-  check(cudaGetLastError(), "gated_blend backward (cuda) launch");
+  check_cuda(cudaGetLastError(), "gated_blend backward (cuda) launch");
 }
 
 // CPT = output columns per thread (d / 256 rounded up to a power of two).

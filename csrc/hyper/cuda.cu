@@ -21,29 +21,12 @@
 #include <stdexcept>
 #include <string>
 
+#include "cuda_common.cuh"
 #include "hyper/hyper.h"
 
 namespace signbench::hyper {
 
 namespace {
-
-template <typename T>
-__device__ __forceinline__ float to_float(T v) { return static_cast<float>(v); }
-template <>
-__device__ __forceinline__ float to_float<__half>(__half v) { return __half2float(v); }
-template <>
-__device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 v) {
-  return __bfloat162float(v);
-}
-
-template <typename T>
-__device__ __forceinline__ T from_float(float v) { return static_cast<T>(v); }
-template <>
-__device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
 
 template <typename T, int VEC>
 struct alignas(sizeof(T) * VEC) Pack {
@@ -306,13 +289,6 @@ __global__ void backward_kernel(const T* __restrict__ dout, const T* __restrict_
 
 // ---------------------------------------------------------------------------------- host side
 
-void check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) {
-    throw std::runtime_error(std::string("hyper_modulate (cuda) ") + what + ": " +
-                             cudaGetErrorString(err));
-  }
-}
-
 std::size_t element_size(DType dt) {
   switch (dt) {
     case DType::Float32: return 4;
@@ -334,16 +310,17 @@ int clamp_threads(std::int64_t want) { return std::min(1024, std::max(64, next_p
 
 int max_smem_optin() {
   int device = 0, bytes = 0;
-  check(cudaGetDevice(&device), "cudaGetDevice");
-  check(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
-        "shared memory query");
+  check_cuda(cudaGetDevice(&device), "hyper_modulate (cuda) cudaGetDevice");
+  check_cuda(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
+        "hyper_modulate (cuda) shared memory query");
   return bytes;
 }
 
 int sm_count() {
   int device = 0, sms = 0;
-  check(cudaGetDevice(&device), "cudaGetDevice");
-  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "SM count query");
+  check_cuda(cudaGetDevice(&device), "hyper_modulate (cuda) cudaGetDevice");
+  check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
+             "hyper_modulate (cuda) SM count query");
   return sms;
 }
 
@@ -394,16 +371,16 @@ void launch_forward(std::uintptr_t fv, std::uintptr_t fk, std::uintptr_t gamma,
                     std::uintptr_t mean, std::uintptr_t rstd, std::int64_t rows, int d, float eps,
                     int act, int threads, std::size_t smem, cudaStream_t stream) {
   auto kernel = forward_kernel<T, VEC, CACHE>;
-  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(smem)),
-        "forward shared memory attribute");
+        "hyper_modulate (cuda) forward shared memory attribute");
   const auto grid = static_cast<unsigned>(std::min<std::int64_t>(rows, 0x7fffffff));
   kernel<<<grid, threads, smem, stream>>>(as_ptr<const T>(fv), as_ptr<const T>(fk),
                                          as_ptr<const T>(gamma), as_ptr<const T>(beta),
                                          as_ptr<const float>(w), as_ptr<const float>(b),
                                          as_ptr<T>(out), as_ptr<float>(mean),
                                          as_ptr<float>(rstd), rows, d, eps, act);
-  check(cudaGetLastError(), "forward launch");
+  check_cuda(cudaGetLastError(), "hyper_modulate (cuda) forward launch");
 }
 
 template <typename T>
@@ -444,16 +421,16 @@ template <typename T, int VEC, bool CACHE>
 void launch_backward(const BwdArgs& a, unsigned blocks, int threads, std::size_t smem,
                      cudaStream_t stream) {
   auto kernel = backward_kernel<T, VEC, CACHE>;
-  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(smem)),
-        "backward shared memory attribute");
+        "hyper_modulate (cuda) backward shared memory attribute");
   kernel<<<blocks, threads, smem, stream>>>(
       as_ptr<const T>(a.dout), as_ptr<const T>(a.fv), as_ptr<const T>(a.fk),
       as_ptr<const T>(a.gamma), as_ptr<const T>(a.beta), as_ptr<const float>(a.w),
       as_ptr<const float>(a.b), as_ptr<const float>(a.mean), as_ptr<const float>(a.rstd),
       as_ptr<T>(a.dfv), as_ptr<T>(a.dfk), as_ptr<T>(a.dgamma), as_ptr<T>(a.dbeta),
       as_ptr<float>(a.dw), as_ptr<float>(a.db), a.rows, a.d, a.act);
-  check(cudaGetLastError(), "backward launch");
+  check_cuda(cudaGetLastError(), "hyper_modulate (cuda) backward launch");
 }
 
 template <typename T>
@@ -480,12 +457,12 @@ std::int64_t backward_blocks_typed(std::int64_t rows, std::int64_t d) {
   // Occupancy of the variant that will most likely run (vectorised); the scalar one uses the
   // same threads and shared memory, so it has the same occupancy.
   auto kernel = cfg.cache ? backward_kernel<T, kVec, true> : backward_kernel<T, kVec, false>;
-  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(cfg.smem)),
-        "backward shared memory attribute");
+        "hyper_modulate (cuda) backward shared memory attribute");
   int per_sm = 0;
-  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, cfg.threads, cfg.smem),
-        "occupancy query");
+  check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, cfg.threads, cfg.smem),
+        "hyper_modulate (cuda) occupancy query");
   const std::int64_t full = static_cast<std::int64_t>(std::max(per_sm, 1)) * sm_count();
   return std::max<std::int64_t>(1, std::min(rows, full));
 }

@@ -86,7 +86,7 @@ void cuda_forward(std::uintptr_t x, std::uintptr_t out, std::int64_t rows, std::
                                                    as_ptr<__nv_bfloat16>(out), k);
       break;
   }
-  sc::check_cuda(cudaGetLastError(), "sparsemax forward (cuda) launch");
+  check_cuda(cudaGetLastError(), "sparsemax forward (cuda) launch");
 }
 
 void cuda_backward(std::uintptr_t p, std::uintptr_t g, std::uintptr_t gin, std::int64_t rows,
@@ -115,7 +115,7 @@ void cuda_backward(std::uintptr_t p, std::uintptr_t g, std::uintptr_t gin, std::
                                                     as_ptr<__nv_bfloat16>(gin), k);
       break;
   }
-  sc::check_cuda(cudaGetLastError(), "sparsemax backward (cuda) launch");
+  check_cuda(cudaGetLastError(), "sparsemax backward (cuda) launch");
 }
 
 }  // namespace signbench::sparsemax

@@ -6,6 +6,8 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include "cuda_common.cuh"
+
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -143,12 +145,6 @@ __device__ void block_threshold(Load z, std::int64_t k, A* scratch, A& zmax, A& 
     s = block_reduce(s, SumOp{}, scratch);
     cnt = block_reduce(cnt, SumOp{}, scratch);
     tau = (s - A(1)) / (cnt > A(0) ? cnt : A(1));
-  }
-}
-
-inline void check_cuda(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) {
-    throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
   }
 }
 

@@ -318,7 +318,7 @@ void launch_backward(std::uintptr_t feats, std::uintptr_t tokens, std::uintptr_t
       as_ptr<const T>(tokens), as_ptr<const std::uint8_t>(mask), as_ptr<const T>(weights),
       as_ptr<const std::int32_t>(argmax), as_ptr<const T>(dweights), as_ptr<const T>(dout),
       as_ptr<A>(dfeats), as_ptr<A>(dpooled), N, C, D, static_cast<A>(scale), pool);
-  sc::check_cuda(cudaGetLastError(), "sst backward rows (cuda) launch");
+  check_cuda(cudaGetLastError(), "sst backward rows (cuda) launch");
   backward_tokens_kernel<T><<<static_cast<unsigned>(C), sc::threads_for(D), 0, stream>>>(
       as_ptr<const T>(feats), as_ptr<const T>(weights), as_ptr<const std::int32_t>(argmax),
       as_ptr<const A>(fsum), as_ptr<const T>(dout), as_ptr<const A>(dpooled), as_ptr<T>(dtokens),
@@ -352,7 +352,7 @@ void cuda_forward(std::uintptr_t feats, std::uintptr_t tokens, std::uintptr_t ma
                                     D, scale, pool, stream);
       break;
   }
-  sc::check_cuda(cudaGetLastError(), "sst forward (cuda) launch");
+  check_cuda(cudaGetLastError(), "sst forward (cuda) launch");
 }
 
 void cuda_backward(std::uintptr_t feats, std::uintptr_t tokens, std::uintptr_t mask,
@@ -381,7 +381,7 @@ void cuda_backward(std::uintptr_t feats, std::uintptr_t tokens, std::uintptr_t m
                                      dfeats, dtokens, dpooled, B, N, C, D, scale, pool, stream);
       break;
   }
-  sc::check_cuda(cudaGetLastError(), "sst backward tokens (cuda) launch");
+  check_cuda(cudaGetLastError(), "sst backward tokens (cuda) launch");
 }
 
 }  // namespace signbench::sst
