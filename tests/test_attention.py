@@ -234,3 +234,52 @@ def test_nan_in_an_attended_value_propagates(backend):
     # Other (b, h) slices never see it. (Rows of the same slice that do not attend key 2 may or
     # may not: 0 · NaN in the dense / blocked P @ V products — documented, not guaranteed.)
     assert torch.isfinite(out[1]).all() and torch.isfinite(out[0, 0]).all()
+
+
+@pytest.mark.parametrize(
+    ("B", "H", "Tq", "Tk", "dh", "window"),
+    [
+        (1, 1, 150, 150, 20, 7),  # few heads: one task per query block; window band skips blocks
+        (2, 5, 70, 133, 40, None),  # many heads: one task per head; partial query / key blocks
+        (1, 2, 97, 97, 72, 33),  # d_h past one 32-column panel; wide window across key blocks
+    ],
+)
+def test_native_tiled_kernel_block_edges(B, H, Tq, Tk, dh, window):
+    """The fp32 native kernel works on 48-row query blocks and 64-key blocks of the compacted
+    valid keys: odd sizes, holes in the key mask and window bands cutting through blocks must
+    match the independent per-row softmax, and the gradients the fp64 reference's autograd."""
+    backend = _backend("native")
+    q, k, v, dout = _inputs(B, H, Tq, Tk, dh, torch.float32, seed=21)
+    gen = torch.Generator().manual_seed(22)
+    key_mask = torch.rand(B, Tk, generator=gen) > 0.3
+    key_mask[0, :40] = False  # a long masked run: whole key blocks vanish after compaction
+    half = None if window is None else window // 2
+    leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+    out = masked_attention(*leaves, key_mask=key_mask, window=window, backend=backend)
+    want = _independent(q, k, v, _allowed(B, Tq, Tk, key_mask, half))
+    torch.testing.assert_close(out.double(), want, atol=2e-5, rtol=2e-5)
+    grads = torch.autograd.grad(out, leaves, dout)
+    ref_leaves = [t.double().requires_grad_() for t in (q, k, v)]
+    ref = masked_attention_reference(*ref_leaves, key_mask=key_mask, window=window)
+    want_grads = torch.autograd.grad(ref, ref_leaves, dout.double())
+    for g, w in zip(grads, want_grads, strict=True):
+        torch.testing.assert_close(g.double(), w, atol=5e-5, rtol=5e-5)
+    # Masked keys get exactly zero gradient.
+    assert (grads[1][~key_mask[:, None, :, None].expand_as(k)] == 0).all()
+
+
+def test_native_nan_in_a_masked_key_never_leaks():
+    """Documented native CPU behaviour: masked keys are skipped entirely (compacted away)."""
+    backend = _backend("native")
+    q, k, v, dout = _inputs(2, 2, 40, 80, 16, torch.float32, seed=23)
+    key_mask = torch.ones(2, 80, dtype=torch.bool)
+    key_mask[0, 70:] = False
+    k, v = k.clone(), v.clone()
+    k[0, :, 75], v[0, :, 72] = float("nan"), float("nan")
+    leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+    out = masked_attention(*leaves, key_mask=key_mask, backend=backend)
+    assert torch.isfinite(out).all()
+    grads = torch.autograd.grad(out, leaves, dout)
+    assert all(torch.isfinite(g).all() for g in grads)
+    want = _independent(q, k.nan_to_num(), v.nan_to_num(), _allowed(2, 40, 80, key_mask))
+    torch.testing.assert_close(out.double(), want, atol=2e-5, rtol=2e-5)

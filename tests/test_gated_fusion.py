@@ -268,3 +268,19 @@ def test_local_window_self_attention_matches_band_attention(backend):
     att = _mha_by_hand(lin(m.q, x), lin(m.k, x), lin(m.v, x), mask, 2, band=band)
     want = lin(m.out, att).float()
     torch.testing.assert_close(m(x, mask, backend=backend), want, **TOL[torch.float32])
+
+
+@pytest.mark.parametrize("shape", [(70, 300), (2, 65, 33)])
+def test_blend_native_blocked_gate_gemm(shape):
+    """The fp32 native forward computes z in 64-row blocks against 32-column panels of W_gᵀ with
+    K = 2d cut into 256-wide slices: rows past a block, d not a panel multiple, and a slice that
+    straddles the o_vs / o_sv boundary (d = 300: slice [256, 512)) must match the equations."""
+    backend = _backend("native")
+    inputs, dy = _blend_inputs(shape, torch.float32, seed=41)
+    y, grads = _run_blend(backend, inputs, dy)
+    torch.testing.assert_close(y.double(), _by_hand(*(t.double() for t in inputs)),
+                               atol=2e-5, rtol=2e-5)
+    _, grads_ref = _run_blend("torch", inputs, dy)
+    for name, g, g_ref in zip(NAMES, grads, grads_ref, strict=True):
+        torch.testing.assert_close(g, g_ref, **GRAD_TOL[torch.float32],
+                                   msg=lambda m, n=name: f"{n}: {m}")

@@ -407,3 +407,18 @@ def test_fused_generator_modulate_errors():
     with pytest.raises(ValueError, match=r"w_beta has shape \(16, 8\)"):
         fused_generator_modulate(torch.zeros(4, 2 * d), fv, fv, args[0], args[1],
                                  torch.zeros(d, 8), *args[3:])
+
+
+@pytest.mark.parametrize("backend", _backend_params(("native",)))
+@pytest.mark.parametrize("activation", [None, "gelu"])
+def test_native_chunked_sums_and_flushed_ln_grads(backend, activation):
+    """The fp32 native kernel sums rows in 256-element vector chunks and keeps dln_w / dln_b as
+    fp32 partials flushed into fp64 every 64 rows: a row width with a ragged last chunk and more
+    rows than one flush must match the float64 formula and float64 autograd."""
+    tensors = _inputs((150, 1000), seed=51)
+    out, grads, dout = _run(backend, tensors, activation)
+    exact = _by_hand(*tensors, 1e-5, activation)
+    torch.testing.assert_close(out.double(), exact, rtol=1e-5, atol=1e-5)
+    _, exact_grads = _ref([t.double() for t in tensors], activation, dout=dout.double())
+    for g, r in zip(grads, exact_grads, strict=True):
+        torch.testing.assert_close(g.double(), r, rtol=1e-4, atol=1e-4 * max(1.0, r.abs().max()))

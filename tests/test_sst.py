@@ -261,3 +261,18 @@ def test_errors():
         sst_convert(feats, tokens, scale=torch.ones(2))
     with pytest.raises(TypeError, match="feats must be floating point"):
         sst_convert(feats.long(), tokens.long())
+
+
+@pytest.mark.parametrize("backend", backend_params(("native",)))
+@pytest.mark.parametrize(("c", "d", "scale"), [(37, 19, 0.7), (130, 64, -1.3)])
+def test_native_tiled_max_pool_matches_reference(backend, c, d, scale):
+    """The fp32 native max pool gathers valid frames 32 at a time and computes their logits
+    against zero-padded 32-token panels: frame tiles across a mask with holes, a token count
+    that is not a panel multiple, and a negative scale (max of scaled = min of raw) must all
+    match the reference, gradients included."""
+    feats, tokens, _ = make_inputs(3, 75, c, d, seed=31)
+    gen = torch.Generator().manual_seed(32)
+    mask = torch.rand(3, 75, generator=gen) > 0.4
+    mask[:, 0] = True
+    mask[1, 20:60] = False  # a whole tile of padding in the middle
+    check_backend(backend, feats, tokens, mask, scale, "max")

@@ -1,11 +1,15 @@
 // hyper_modulate on CPU: out = act(gamma * LayerNorm(fv * fk) + beta), rows in parallel (OpenMP).
 //
 // Forward: per row, mean then centred variance of x = fv*fk (two passes over the row, which is
-// in L1; sums in double so long rows of magnitude ~1e3 keep their digits), then one pass writing
-// out. Backward: one pass per row recomputing x_hat, the pre-activation and the activation grad,
-// writing dgamma/dbeta and caching x_hat, dx_hat in a per-thread scratch row, then one pass for
-// dfv/dfk. dln_w/dln_b: per-thread partial rows, summed at the end (deterministic for a fixed
-// thread count).
+// in L1; vector-lane partial sums per 256-element chunk, chunks added in double so long rows of
+// magnitude ~1e3 keep their digits), then one pass writing out. Backward: one pass per row
+// recomputing x_hat, the pre-activation and the activation grad, writing dgamma/dbeta and caching
+// x_hat, dx_hat in a per-thread scratch row, then one pass for dfv/dfk. dln_w/dln_b: per-thread
+// partial rows (fp32 for 64 rows at a time, then flushed into fp64), summed at the end
+// (deterministic for a fixed thread count). The activation-free case (the module's default) has
+// branch-free, vectorised loops; fp32 is compiled per ISA (AVX-512 / AVX2 / baseline, picked at
+// load time, see csrc/cpu_tile.h).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
@@ -15,6 +19,7 @@
 #include <omp.h>
 #endif
 
+#include "cpu_tile.h"
 #include "hyper/hyper.h"
 
 namespace signbench::hyper {
@@ -59,36 +64,67 @@ void check_act(int act) {
   }
 }
 
+// Row sums are taken in T lanes (vectorisable) over chunks of kChunk elements, and the chunks are
+// added in double: a ~1e3-magnitude row keeps its digits without a per-element double
+// conversion (which stopped the loops from vectorising).
+constexpr std::int64_t kChunk = 256;
+// Rows between flushes of the per-thread T partial sums of dln_w / dln_b into double.
+constexpr std::int64_t kFlushRows = 64;
+
 template <typename T>
-void forward_impl(const T* fv, const T* fk, const T* gamma, const T* beta, const T* w,
-                  const T* b, T* out, T* mean, T* rstd, std::int64_t rows, std::int64_t d,
-                  double eps, int act) {
+SIGNBENCH_INLINE void forward_body(const T* fv, const T* fk, const T* gamma, const T* beta,
+                                   const T* w, const T* b, T* out, T* mean, T* rstd,
+                                   std::int64_t rows, std::int64_t d, double eps, int act) {
 #pragma omp parallel for schedule(static)
   for (std::int64_t r = 0; r < rows; ++r) {
     const std::int64_t o = r * d;
+    const T* __restrict__ xv = fv + o;
+    const T* __restrict__ xk = fk + o;
     double sum = 0.0;
-    for (std::int64_t j = 0; j < d; ++j) sum += static_cast<double>(fv[o + j] * fk[o + j]);
+    for (std::int64_t j0 = 0; j0 < d; j0 += kChunk) {
+      const std::int64_t j1 = std::min(d, j0 + kChunk);
+      T part = 0;
+#pragma omp simd reduction(+ : part)
+      for (std::int64_t j = j0; j < j1; ++j) part += xv[j] * xk[j];
+      sum += static_cast<double>(part);
+    }
     const T mu = static_cast<T>(sum / static_cast<double>(d));
     double sq = 0.0;
-    for (std::int64_t j = 0; j < d; ++j) {
-      const double c = static_cast<double>(fv[o + j] * fk[o + j] - mu);
-      sq += c * c;
+    for (std::int64_t j0 = 0; j0 < d; j0 += kChunk) {
+      const std::int64_t j1 = std::min(d, j0 + kChunk);
+      T part = 0;
+#pragma omp simd reduction(+ : part)
+      for (std::int64_t j = j0; j < j1; ++j) {
+        const T c = xv[j] * xk[j] - mu;
+        part += c * c;
+      }
+      sq += static_cast<double>(part);
     }
     const T rs = static_cast<T>(1.0 / std::sqrt(sq / static_cast<double>(d) + eps));
     mean[r] = mu;
     rstd[r] = rs;
-    for (std::int64_t j = 0; j < d; ++j) {
-      const T y = (fv[o + j] * fk[o + j] - mu) * rs * w[j] + b[j];
-      out[o + j] = act_forward(gamma[o + j] * y + beta[o + j], act);
+    const T* __restrict__ g = gamma + o;
+    const T* __restrict__ be = beta + o;
+    T* __restrict__ y = out + o;
+    if (act == 0) {
+#pragma omp simd
+      for (std::int64_t j = 0; j < d; ++j) {
+        y[j] = g[j] * ((xv[j] * xk[j] - mu) * rs * w[j] + b[j]) + be[j];
+      }
+    } else {
+      for (std::int64_t j = 0; j < d; ++j) {
+        const T yn = (xv[j] * xk[j] - mu) * rs * w[j] + b[j];
+        y[j] = act_forward(g[j] * yn + be[j], act);
+      }
     }
   }
 }
 
 template <typename T>
-void backward_impl(const T* dout, const T* fv, const T* fk, const T* gamma, const T* beta,
-                   const T* w, const T* b, const T* mean, const T* rstd, T* dfv, T* dfk,
-                   T* dgamma, T* dbeta, T* dw, T* db, std::int64_t rows, std::int64_t d,
-                   int act) {
+SIGNBENCH_INLINE void backward_body(const T* dout, const T* fv, const T* fk, const T* gamma,
+                                    const T* beta, const T* w, const T* b, const T* mean,
+                                    const T* rstd, T* dfv, T* dfk, T* dgamma, T* dbeta, T* dw,
+                                    T* db, std::int64_t rows, std::int64_t d, int act) {
   int threads = 1;
 #ifdef _OPENMP
   threads = omp_get_max_threads();
@@ -103,34 +139,75 @@ void backward_impl(const T* dout, const T* fv, const T* fk, const T* gamma, cons
     double* pw = partial.data() + static_cast<std::int64_t>(2 * tid) * d;
     double* pb = pw + d;
     std::vector<T> xhat(static_cast<std::size_t>(d)), dxhat(static_cast<std::size_t>(d));
+    std::vector<T> gbuf(static_cast<std::size_t>(d));
+    std::vector<T> fw(static_cast<std::size_t>(d), T(0)), fb(static_cast<std::size_t>(d), T(0));
+    std::int64_t pending = 0;
 #pragma omp for schedule(static)
     for (std::int64_t r = 0; r < rows; ++r) {
       const std::int64_t o = r * d;
       const T mu = mean[r], rs = rstd[r];
+      const T* __restrict__ xv = fv + o;
+      const T* __restrict__ xk = fk + o;
+      const T* __restrict__ gm = gamma + o;
+      T* __restrict__ g = gbuf.data();
+      if (act == 0) {
+        std::copy(dout + o, dout + o + d, g);
+      } else {
+        for (std::int64_t j = 0; j < d; ++j) {
+          const T y = (xv[j] * xk[j] - mu) * rs * w[j] + b[j];
+          g[j] = dout[o + j] * act_grad(gm[j] * y + beta[o + j], act);
+        }
+      }
+      T* __restrict__ xh_row = xhat.data();
+      T* __restrict__ dxh_row = dxhat.data();
+      T* __restrict__ fwr = fw.data();
+      T* __restrict__ fbr = fb.data();
+      T* __restrict__ dg = dgamma + o;
+      T* __restrict__ dbt = dbeta + o;
       double c1 = 0.0, c2 = 0.0;
-      for (std::int64_t j = 0; j < d; ++j) {
-        const T xh = (fv[o + j] * fk[o + j] - mu) * rs;
-        const T y = xh * w[j] + b[j];
-        T g = dout[o + j];
-        if (act != 0) g *= act_grad(gamma[o + j] * y + beta[o + j], act);
-        dgamma[o + j] = g * y;
-        dbeta[o + j] = g;
-        const T dy = g * gamma[o + j];
-        pw[j] += static_cast<double>(dy * xh);
-        pb[j] += static_cast<double>(dy);
-        const T dxh = dy * w[j];
-        c1 += static_cast<double>(dxh * xh);
-        c2 += static_cast<double>(dxh);
-        xhat[j] = xh;
-        dxhat[j] = dxh;
+      for (std::int64_t j0 = 0; j0 < d; j0 += kChunk) {
+        const std::int64_t j1 = std::min(d, j0 + kChunk);
+        T p1 = 0, p2 = 0;
+#pragma omp simd reduction(+ : p1, p2)
+        for (std::int64_t j = j0; j < j1; ++j) {
+          const T xh = (xv[j] * xk[j] - mu) * rs;
+          const T y = xh * w[j] + b[j];
+          dg[j] = g[j] * y;
+          dbt[j] = g[j];
+          const T dy = g[j] * gm[j];
+          fwr[j] += dy * xh;
+          fbr[j] += dy;
+          const T dxh = dy * w[j];
+          p1 += dxh * xh;
+          p2 += dxh;
+          xh_row[j] = xh;
+          dxh_row[j] = dxh;
+        }
+        c1 += static_cast<double>(p1);
+        c2 += static_cast<double>(p2);
       }
       const T m1 = static_cast<T>(c1 / static_cast<double>(d));
       const T m2 = static_cast<T>(c2 / static_cast<double>(d));
+      T* __restrict__ gv = dfv + o;
+      T* __restrict__ gk = dfk + o;
+#pragma omp simd
       for (std::int64_t j = 0; j < d; ++j) {
-        const T dx = (dxhat[j] - xhat[j] * m1 - m2) * rs;
-        dfv[o + j] = dx * fk[o + j];
-        dfk[o + j] = dx * fv[o + j];
+        const T dx = (dxh_row[j] - xh_row[j] * m1 - m2) * rs;
+        gv[j] = dx * xk[j];
+        gk[j] = dx * xv[j];
       }
+      if (++pending == kFlushRows) {
+        for (std::int64_t j = 0; j < d; ++j) {
+          pw[j] += static_cast<double>(fwr[j]);
+          pb[j] += static_cast<double>(fbr[j]);
+          fwr[j] = fbr[j] = T(0);
+        }
+        pending = 0;
+      }
+    }
+    for (std::int64_t j = 0; j < d; ++j) {
+      pw[j] += static_cast<double>(fw[static_cast<std::size_t>(j)]);
+      pb[j] += static_cast<double>(fb[static_cast<std::size_t>(j)]);
     }
   }
   for (std::int64_t j = 0; j < d; ++j) {
@@ -144,6 +221,23 @@ void backward_impl(const T* dout, const T* fv, const T* fk, const T* gamma, cons
   }
 }
 
+// fp32 entry points, compiled per ISA (csrc/cpu_tile.h); fp64 uses the bodies directly.
+SIGNBENCH_CPU_CLONES
+void forward_f32(const float* fv, const float* fk, const float* gamma, const float* beta,
+                 const float* w, const float* b, float* out, float* mean, float* rstd,
+                 std::int64_t rows, std::int64_t d, double eps, int act) {
+  forward_body(fv, fk, gamma, beta, w, b, out, mean, rstd, rows, d, eps, act);
+}
+
+SIGNBENCH_CPU_CLONES
+void backward_f32(const float* dout, const float* fv, const float* fk, const float* gamma,
+                  const float* beta, const float* w, const float* b, const float* mean,
+                  const float* rstd, float* dfv, float* dfk, float* dgamma, float* dbeta,
+                  float* dw, float* db, std::int64_t rows, std::int64_t d, int act) {
+  backward_body(dout, fv, fk, gamma, beta, w, b, mean, rstd, dfv, dfk, dgamma, dbeta, dw, db,
+                rows, d, act);
+}
+
 }  // namespace
 
 void cpu_forward(std::uintptr_t fv, std::uintptr_t fk, std::uintptr_t gamma, std::uintptr_t beta,
@@ -154,13 +248,13 @@ void cpu_forward(std::uintptr_t fv, std::uintptr_t fk, std::uintptr_t gamma, std
   if (rows <= 0 || d <= 0) return;
   switch (to_dtype(dtype)) {
     case DType::Float32:
-      forward_impl(as_ptr<const float>(fv), as_ptr<const float>(fk), as_ptr<const float>(gamma),
-                   as_ptr<const float>(beta), as_ptr<const float>(ln_w),
-                   as_ptr<const float>(ln_b), as_ptr<float>(out), as_ptr<float>(mean),
-                   as_ptr<float>(rstd), rows, d, eps, act);
+      forward_f32(as_ptr<const float>(fv), as_ptr<const float>(fk), as_ptr<const float>(gamma),
+                  as_ptr<const float>(beta), as_ptr<const float>(ln_w),
+                  as_ptr<const float>(ln_b), as_ptr<float>(out), as_ptr<float>(mean),
+                  as_ptr<float>(rstd), rows, d, eps, act);
       break;
     case DType::Float64:
-      forward_impl(as_ptr<const double>(fv), as_ptr<const double>(fk),
+      forward_body(as_ptr<const double>(fv), as_ptr<const double>(fk),
                    as_ptr<const double>(gamma), as_ptr<const double>(beta),
                    as_ptr<const double>(ln_w), as_ptr<const double>(ln_b), as_ptr<double>(out),
                    as_ptr<double>(mean), as_ptr<double>(rstd), rows, d, eps, act);
@@ -181,15 +275,15 @@ void cpu_backward(std::uintptr_t dout, std::uintptr_t fv, std::uintptr_t fk,
   if (rows < 0) rows = 0;
   switch (to_dtype(dtype)) {
     case DType::Float32:
-      backward_impl(as_ptr<const float>(dout), as_ptr<const float>(fv), as_ptr<const float>(fk),
-                    as_ptr<const float>(gamma), as_ptr<const float>(beta),
-                    as_ptr<const float>(ln_w), as_ptr<const float>(ln_b),
-                    as_ptr<const float>(mean), as_ptr<const float>(rstd), as_ptr<float>(dfv),
-                    as_ptr<float>(dfk), as_ptr<float>(dgamma), as_ptr<float>(dbeta),
-                    as_ptr<float>(dln_w), as_ptr<float>(dln_b), rows, d, act);
+      backward_f32(as_ptr<const float>(dout), as_ptr<const float>(fv), as_ptr<const float>(fk),
+                   as_ptr<const float>(gamma), as_ptr<const float>(beta),
+                   as_ptr<const float>(ln_w), as_ptr<const float>(ln_b),
+                   as_ptr<const float>(mean), as_ptr<const float>(rstd), as_ptr<float>(dfv),
+                   as_ptr<float>(dfk), as_ptr<float>(dgamma), as_ptr<float>(dbeta),
+                   as_ptr<float>(dln_w), as_ptr<float>(dln_b), rows, d, act);
       break;
     case DType::Float64:
-      backward_impl(as_ptr<const double>(dout), as_ptr<const double>(fv),
+      backward_body(as_ptr<const double>(dout), as_ptr<const double>(fv),
                     as_ptr<const double>(fk), as_ptr<const double>(gamma),
                     as_ptr<const double>(beta), as_ptr<const double>(ln_w),
                     as_ptr<const double>(ln_b), as_ptr<const double>(mean),

@@ -1,12 +1,22 @@
 // SST converter on CPU: one batch row per OpenMP iteration; the logits of a row are reduced on
 // the fly (max: running max / first argmax per token), never stored. Sparsemax is the exact
 // sort-based one shared with csrc/sparsemax.
+//
+// fp32 max pooling (the paper's setting, the hot path) is tiled: the valid frames of a row are
+// gathered kFrameTile at a time into a small (tile x d) buffer, the tile's logits against ALL C
+// tokens come from a register-blocked micro-GEMM (csrc/cpu_tile.h) into a (tile x C) per-thread
+// buffer (L1/L2 resident; the (B, N, C) logits never exist), and a vectorised select loop folds
+// the tile into the running max / first-argmax per token. The tokens are transposed once into a
+// zero-padded (d, C) layout so the micro-kernel's inner loop runs over contiguous tokens. The
+// function is compiled for AVX-512 / AVX2 / baseline x86-64 and picked at load time.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <stdexcept>
 #include <vector>
 
+#include "cpu_tile.h"
 #include "sparsemax/sparsemax.h"
 #include "sst/sst.h"
 
@@ -28,7 +38,7 @@ inline bool is_valid(const std::uint8_t* mask, std::int64_t b, std::int64_t N, s
 template <typename T>
 void forward_impl(const T* feats, const T* tokens, const std::uint8_t* mask, T* weights, T* out,
                   T* raw, std::int32_t* argmax, T* fsum, std::int64_t B, std::int64_t N,
-                  std::int64_t C, std::int64_t D, T scale, int pool) {
+                  std::int64_t C, std::int64_t D, T scale, int pool, bool fast_max = false) {
 #pragma omp parallel
   {
     std::vector<T> scratch, best, pooled;
@@ -36,7 +46,9 @@ void forward_impl(const T* feats, const T* tokens, const std::uint8_t* mask, T* 
     for (std::int64_t b = 0; b < B; ++b) {
       const T* fb = feats + b * N * D;
       T* rawb = raw + b * C;
-      if (pool == kMax) {
+      if (pool == kMax && fast_max) {
+        // rawb / argmax already filled by max_pool_f32 (fp32 tiled path).
+      } else if (pool == kMax) {
         std::int32_t* ib = argmax + b * C;
         best.assign(static_cast<std::size_t>(C), -std::numeric_limits<T>::infinity());
         for (std::int64_t c = 0; c < C; ++c) {
@@ -84,6 +96,74 @@ void forward_impl(const T* feats, const T* tokens, const std::uint8_t* mask, T* 
         const T w = wb[c];
         if (w == T(0)) continue;  // sparse: skip tokens outside the support (NaN is kept)
         for (std::int64_t k = 0; k < D; ++k) ob[k] += w * tokens[c * D + k];
+      }
+    }
+  }
+}
+
+
+// Max pooling of the scaled logits for fp32 (see the file comment): raw[b, c] = <feats[b, n*],
+// tokens[c]> and argmax[b, c] = n*, the first valid frame with the largest scaled logit; NaN
+// logits make raw NaN (as in the generic path).
+constexpr std::int64_t kFrameTile = 32;
+
+SIGNBENCH_CPU_CLONES
+void max_pool_f32(const float* feats, const float* tokens, const std::uint8_t* mask, float* raw,
+                  std::int32_t* argmax, std::int64_t B, std::int64_t N, std::int64_t C,
+                  std::int64_t D, float scale) {
+  const std::int64_t Cp = tile::round_up(C, tile::kNR);
+  std::vector<float> tok_t(static_cast<std::size_t>(D * Cp), 0.0f);  // (D, Cp), zero padded
+  for (std::int64_t c = 0; c < C; ++c) {
+    for (std::int64_t k = 0; k < D; ++k) tok_t[k * Cp + c] = tokens[c * D + k];
+  }
+  const bool wide = tile::wide_registers();
+#pragma omp parallel
+  {
+    std::vector<float> a(static_cast<std::size_t>(kFrameTile * D));
+    std::vector<float> logits(static_cast<std::size_t>(kFrameTile * Cp));
+    std::vector<float> best(static_cast<std::size_t>(Cp));
+    std::vector<std::int32_t> frame(static_cast<std::size_t>(kFrameTile));
+    std::vector<std::int32_t> nan_seen(static_cast<std::size_t>(Cp));
+#pragma omp for schedule(dynamic, 1)
+    for (std::int64_t b = 0; b < B; ++b) {
+      float* rawb = raw + b * C;
+      std::int32_t* ib = argmax + b * C;
+      float* __restrict__ bst = best.data();
+      std::int32_t* __restrict__ nan = nan_seen.data();
+      for (std::int64_t c = 0; c < C; ++c) {
+        bst[c] = -std::numeric_limits<float>::infinity();
+        ib[c] = -1;
+        rawb[c] = std::numeric_limits<float>::quiet_NaN();
+        nan[c] = 0;
+      }
+      std::int64_t n = 0;
+      while (n < N) {
+        std::int64_t rows = 0;  // gather up to kFrameTile valid frames, in order
+        for (; n < N && rows < kFrameTile; ++n) {
+          if (!is_valid(mask, b, N, n)) continue;
+          std::copy(feats + (b * N + n) * D, feats + (b * N + n + 1) * D, a.data() + rows * D);
+          frame[static_cast<std::size_t>(rows++)] = static_cast<std::int32_t>(n);
+        }
+        if (rows == 0) break;
+        std::fill(logits.begin(), logits.begin() + rows * Cp, 0.0f);
+        tile::gemm_acc(rows, Cp, D, a.data(), D, 1, tok_t.data(), Cp, logits.data(), Cp, wide);
+        for (std::int64_t r = 0; r < rows; ++r) {  // frames in order: strict > keeps the first
+          const float* __restrict__ lr = logits.data() + r * Cp;
+          const std::int32_t fr = frame[static_cast<std::size_t>(r)];
+#pragma omp simd
+          for (std::int64_t c = 0; c < C; ++c) {
+            const float d = lr[c];
+            const float lg = d * scale;
+            const bool gt = lg > bst[c];
+            bst[c] = gt ? lg : bst[c];
+            ib[c] = gt ? fr : ib[c];
+            rawb[c] = gt ? d : rawb[c];
+            nan[c] |= (lg != lg) ? 1 : 0;
+          }
+        }
+      }
+      for (std::int64_t c = 0; c < C; ++c) {
+        if (nan[c]) rawb[c] = std::numeric_limits<float>::quiet_NaN();
       }
     }
   }
@@ -170,11 +250,17 @@ void cpu_forward(std::uintptr_t feats, std::uintptr_t tokens, std::uintptr_t mas
   const auto* m = as_ptr<const std::uint8_t>(mask);
   auto* ix = as_ptr<std::int32_t>(argmax);
   switch (to_dtype(dtype)) {
-    case DType::Float32:
+    case DType::Float32: {
+      const bool fast = pool == kMax;
+      if (fast) {
+        max_pool_f32(as_ptr<const float>(feats), as_ptr<const float>(tokens), m,
+                     as_ptr<float>(raw), ix, B, N, C, D, static_cast<float>(scale));
+      }
       forward_impl(as_ptr<const float>(feats), as_ptr<const float>(tokens), m,
                    as_ptr<float>(weights), as_ptr<float>(out), as_ptr<float>(raw), ix,
-                   as_ptr<float>(fsum), B, N, C, D, static_cast<float>(scale), pool);
+                   as_ptr<float>(fsum), B, N, C, D, static_cast<float>(scale), pool, fast);
       break;
+    }
     case DType::Float64:
       forward_impl(as_ptr<const double>(feats), as_ptr<const double>(tokens), m,
                    as_ptr<double>(weights), as_ptr<double>(out), as_ptr<double>(raw), ix,

@@ -28,9 +28,11 @@ With a window only the key blocks that can intersect the band are visited. fp32 
 fp32 dots (``input_precision="ieee"``) so fp32 results match the reference to ~1e-5; fp16 / bf16
 use tensor cores with fp32 accumulation, statistics always fp32.
 
-The native CPU kernel (csrc/attention/cpu.cpp) is the same algorithm one query row at a time (online
-softmax, no Tq×Tk buffer), OpenMP over (b, h); it computes in fp32 (fp64 for fp64 inputs; fp16 /
-bf16 inputs are upcast here and cast back). The CUDA kernel (csrc/attention/cuda.cu) uses a warp
+The native CPU kernel (csrc/attention/cpu.cpp) is the same FlashAttention-2 algorithm on 48-query
+× 64-key blocks (online softmax, register-blocked GEMM tiles from csrc/cpu_tile.h, valid keys
+gathered once per head so masked keys are never read; backward one task per (b, h)), OpenMP over
+(b, h, query block); it computes in fp32 (fp64 for fp64 inputs; fp16 / bf16 inputs are upcast
+here and cast back). The CUDA kernel (csrc/attention/cuda.cu) uses a warp
 per query row (forward, dQ) or per key row (dK, dV) with K/V tiles staged in shared memory.
 """
 

@@ -24,7 +24,9 @@ dh·(1 − α), and per-program partial sums of dγ, dβ (no atomics, determinis
 plain GEMMs for the gate: dO_vs += dz W_g[:, :d], dO_sv += dz W_g[:, d:], dW_g = dzᵀ [O_vs; O_sv],
 db_g = Σ dz (cuBLAS / MKL do these better than a hand-written kernel). dF_v = dF_s = dy / 2.
 
-The native CPU kernel does the same split (OpenMP over rows, naive K loop for z); the CUDA
+The native CPU kernel does the same split (OpenMP over row blocks; z is a blocked GEMM against the
+gate weights packed once per call, and the sigmoid / blend / LayerNorm / residual run on each row
+block while it is in cache); the CUDA
 forward stages a few rows of [O_vs; O_sv] in shared memory and gives each thread a few output
 columns (fp32 math, fp16 / bf16 / fp32 storage). All statistics are fp32 (fp64 for fp64 inputs on
 CPU). NaN / Inf in any input propagate to the affected rows (never cleaned).
