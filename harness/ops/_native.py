@@ -19,6 +19,23 @@ DTYPE_CODES: dict[torch.dtype, int] = {
 }
 
 
+def compute_dtype(t: torch.Tensor) -> torch.dtype:
+    """The dtype a native kernel computes ``t`` in: CUDA kernels take fp16 / bf16 as they are
+    (fp32 math inside); CPU kernels compute in fp32 / fp64, so CPU halves are upcast by the
+    wrapper and the result cast back."""
+    if t.is_cuda or t.dtype in (torch.float32, torch.float64):
+        return t.dtype
+    return torch.float32
+
+
+def allowed_dtypes(t: torch.Tensor, *, cuda_fp64: bool = False) -> tuple[torch.dtype, ...]:
+    """Storage dtypes the native kernels accept for ``t``'s device (after ``compute_dtype``)."""
+    if t.is_cuda:
+        halves = (torch.float32, torch.float16, torch.bfloat16)
+        return (*halves, torch.float64) if cuda_fp64 else halves
+    return (torch.float32, torch.float64)
+
+
 def kernels(device: torch.device):
     """The extension's kernel namespace for ``device`` (``_C.cpu`` or ``_C.cuda``)."""
     module = native_module()

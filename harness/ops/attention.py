@@ -340,24 +340,11 @@ def _bwd_triton(q, k, v, key_mask, half_window, out, lse, dout):
 # --------------------------------------------------------------------------------------------
 
 
-def _native_compute_dtype(t: torch.Tensor) -> torch.dtype:
-    """CPU kernels compute in fp32 / fp64; half inputs are upcast in Python and cast back."""
-    if t.is_cuda or t.dtype in (torch.float32, torch.float64):
-        return t.dtype
-    return torch.float32
-
-
-def _native_allowed(t: torch.Tensor) -> tuple[torch.dtype, ...]:
-    if t.is_cuda:
-        return (torch.float32, torch.float16, torch.bfloat16)
-    return (torch.float32, torch.float64)
-
-
 def _fwd_native(q, k, v, key_mask, half_window):
     orig = q.dtype
-    cd = _native_compute_dtype(q)
+    cd = _native.compute_dtype(q)
     q, k, v = (t.to(cd).contiguous() for t in (q, k, v))
-    code = _native.dtype_code(q, "masked_attention q", _native_allowed(q))
+    code = _native.dtype_code(q, "masked_attention q", _native.allowed_dtypes(q))
     B, H, Tq, dh = q.shape
     Tk = k.shape[2]
     lse_dtype = torch.float64 if cd == torch.float64 else torch.float32
@@ -378,9 +365,9 @@ def _fwd_native(q, k, v, key_mask, half_window):
 
 def _bwd_native(q, k, v, key_mask, half_window, out, lse, dout):
     orig = q.dtype
-    cd = _native_compute_dtype(q)
+    cd = _native.compute_dtype(q)
     q, k, v, out, dout = (t.to(cd).contiguous() for t in (q, k, v, out, dout))
-    code = _native.dtype_code(q, "masked_attention q", _native_allowed(q))
+    code = _native.dtype_code(q, "masked_attention q", _native.allowed_dtypes(q))
     B, H, Tq, dh = q.shape
     Tk = k.shape[2]
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)

@@ -210,30 +210,17 @@ def _bwd_rows_triton(dy, ovs, osv, alpha, mean, rstd, lw):
 # --------------------------------------------------------------------------------------------
 
 
-def _native_compute_dtype(t: torch.Tensor) -> torch.dtype:
-    """CPU kernels compute in fp32 / fp64; half inputs are upcast in Python and cast back."""
-    if t.is_cuda or t.dtype in (torch.float32, torch.float64):
-        return t.dtype
-    return torch.float32
-
-
-def _native_allowed(t: torch.Tensor) -> tuple[torch.dtype, ...]:
-    if t.is_cuda:
-        return (torch.float32, torch.float16, torch.bfloat16)
-    return (torch.float32, torch.float64)
-
-
 def _stat_dtype(t: torch.Tensor) -> torch.dtype:
     return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 
 def _fwd_native(ovs, osv, fv, fs, w, b, lw, lb, eps):
     orig = ovs.dtype
-    cd = _native_compute_dtype(ovs)
+    cd = _native.compute_dtype(ovs)
     ovs, osv, fv, fs, w, b, lw, lb = (
         t.to(cd).contiguous() for t in (ovs, osv, fv, fs, w, b, lw, lb)
     )
-    code = _native.dtype_code(ovs, "gated_blend o_vs", _native_allowed(ovs))
+    code = _native.dtype_code(ovs, "gated_blend o_vs", _native.allowed_dtypes(ovs))
     N, d = ovs.shape
     y = torch.empty_like(ovs)
     alpha = torch.empty(N, d, dtype=_stat_dtype(ovs), device=ovs.device)
@@ -250,9 +237,9 @@ def _fwd_native(ovs, osv, fv, fs, w, b, lw, lb, eps):
 
 def _bwd_rows_native(dy, ovs, osv, alpha, mean, rstd, lw):
     orig = ovs.dtype
-    cd = _native_compute_dtype(ovs)
+    cd = _native.compute_dtype(ovs)
     dy, ovs, osv, lw = (t.to(cd).contiguous() for t in (dy, ovs, osv, lw))
-    code = _native.dtype_code(ovs, "gated_blend o_vs", _native_allowed(ovs))
+    code = _native.dtype_code(ovs, "gated_blend o_vs", _native.allowed_dtypes(ovs))
     N, d = ovs.shape
     dz, g_vs, g_sv = torch.empty_like(ovs), torch.empty_like(ovs), torch.empty_like(ovs)
     kern = _native.kernels(ovs.device)

@@ -183,16 +183,10 @@ def _backward_triton(p: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 
 
-def _native_allowed(device: torch.device) -> tuple[torch.dtype, ...]:
-    if device.type == "cuda":
-        return (torch.float32, torch.float64, torch.float16, torch.bfloat16)
-    return (torch.float32, torch.float64)
-
-
 def _forward_native(x: torch.Tensor) -> torch.Tensor:
     if x.device.type == "cpu" and x.dtype in (torch.float16, torch.bfloat16):
         return _forward_native(x.float()).to(x.dtype)  # CPU kernels compute in fp32
-    code = _native.dtype_code(x, "sparsemax x", _native_allowed(x.device))
+    code = _native.dtype_code(x, "sparsemax x", _native.allowed_dtypes(x, cuda_fp64=True))
     out = torch.empty_like(x)
     kernels = _native.kernels(x.device)
     args = (x.data_ptr(), out.data_ptr(), x.shape[0], x.shape[1], code)
@@ -206,7 +200,7 @@ def _forward_native(x: torch.Tensor) -> torch.Tensor:
 def _backward_native(p: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     if p.device.type == "cpu" and p.dtype in (torch.float16, torch.bfloat16):
         return _backward_native(p.float(), g.float()).to(p.dtype)
-    code = _native.dtype_code(p, "sparsemax output", _native_allowed(p.device))
+    code = _native.dtype_code(p, "sparsemax output", _native.allowed_dtypes(p, cuda_fp64=True))
     g = g.to(p.dtype).contiguous()
     gin = torch.empty_like(p)
     kernels = _native.kernels(p.device)

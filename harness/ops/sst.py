@@ -494,12 +494,6 @@ def _backward_triton(feats, tokens, mask, scale, pool, weights, argmax, fsum, d_
 # --------------------------------------------------------------------------------------------
 
 
-def _native_allowed(device: torch.device) -> tuple[torch.dtype, ...]:
-    if device.type == "cuda":
-        return (torch.float32, torch.float64, torch.float16, torch.bfloat16)
-    return (torch.float32, torch.float64)
-
-
 def _upcast_cpu(feats: torch.Tensor) -> bool:
     return feats.device.type == "cpu" and feats.dtype in (torch.float16, torch.bfloat16)
 
@@ -516,7 +510,8 @@ def _forward_native(feats, tokens, mask, scale, pool):
     if _upcast_cpu(feats):  # CPU kernels compute in fp32
         w, o, raw, argmax, fsum = _forward_native(feats.float(), tokens.float(), mask, scale, pool)
         return w.to(feats.dtype), o.to(feats.dtype), raw, argmax, fsum
-    code = _native.dtype_code(feats, "sst_convert feats", _native_allowed(feats.device))
+    allowed = _native.allowed_dtypes(feats, cuda_fp64=True)
+    code = _native.dtype_code(feats, "sst_convert feats", allowed)
     bsz, n, d = feats.shape
     c = tokens.shape[0]
     dev, cd = feats.device, _compute_dtype(feats.dtype)
@@ -542,7 +537,8 @@ def _backward_native(feats, tokens, mask, scale, pool, weights, argmax, fsum, d_
             d_weights.float(), d_out.float(),
         )  # fmt: skip
         return d_f.to(feats.dtype), d_t.to(tokens.dtype), d_p
-    code = _native.dtype_code(feats, "sst_convert feats", _native_allowed(feats.device))
+    allowed = _native.allowed_dtypes(feats, cuda_fp64=True)
+    code = _native.dtype_code(feats, "sst_convert feats", allowed)
     bsz, n, d = feats.shape
     c = tokens.shape[0]
     d_weights = d_weights.to(feats.dtype).contiguous()
