@@ -543,3 +543,131 @@ def test_mbart_init_from_local_checkpoint_trims_vocabulary(corpus, tmp_path):
                                ckpt.model.encoder.layers[0].fc1.weight)
     with pytest.raises(FileNotFoundError, match=r"no config\.json"):
         mb.build_mbart(size, 0, small, init=tmp_path / "missing")
+
+
+# ------------------------------------------------------------------------------ stage 1 (S2G)
+
+
+@pytest.fixture(scope="module")
+def gloss_vocab(corpus):
+    from harness.text import GlossVocab
+
+    return GlossVocab.build([s.gloss for s in corpus[0]])
+
+
+def test_stage_structure_with_glosses(corpus, gloss_vocab):
+    m = make(corpus[2], gloss_vocab=gloss_vocab)
+    assert m.needs_gloss
+    pre, trans = m.stages()
+    assert pre.name == hs.PRETRAIN_STAGE and pre.losses == ("ctc_v", "ctc_k")
+    assert pre.monitor == "loss" and trans.monitor == "bleu4" and trans.name == "hypersign"
+    trained = set(m.apply_stage(pre))
+    assert trained and all(n.startswith(("rgb_encoder.", "keypoint_encoder.", "rgb_ctc.",
+                                         "keypoint_ctc.")) for n in trained)
+    assert any(n.startswith("rgb_ctc.") for n in trained)
+    assert any(n.startswith("keypoint_encoder.") for n in trained)
+    trained2 = set(m.apply_stage(trans))
+    assert not any(n.startswith(("rgb_encoder.", "keypoint_encoder.", "rgb_ctc.",
+                                 "keypoint_ctc.")) for n in trained2)
+    assert any(n.startswith("rgb_mapper.") for n in trained2)
+    assert any(n.startswith("mbart.") for n in trained2)
+    m_ft = make(corpus[2], gloss_vocab=gloss_vocab, freeze_extractors=False)
+    assert any(n.startswith("keypoint_encoder.") for n in m_ft.apply_stage(m_ft.stages()[1]))
+    # no glosses (or pretrain_epochs=0): the translation stage alone
+    assert [s.name for s in make(corpus[2]).stages()] == ["hypersign"]
+    assert [s.name for s in make(corpus[2], gloss_vocab=gloss_vocab,
+                                 pretrain_epochs=0).stages()] == ["hypersign"]
+    single = make(corpus[2], gloss_vocab=gloss_vocab, stream="keypoints")
+    assert single.stages()[0].losses == ("ctc_k",)
+    assert single.stages()[1].name == "single-keypoints"
+
+
+def test_pretrain_step_is_ctc_and_trains_only_extractors(corpus, gloss_vocab):
+    train, _, tok = corpus
+    m = make(tok, gloss_vocab=gloss_vocab).train()
+    pre = m.stages()[0]
+    b = collate(train[:5], streams=STREAMS, text_tokenizer=tok, gloss_vocab=gloss_vocab)
+    m.apply_stage(pre)
+    st = TrainState(stage=pre, stage_index=0, epoch=0, step=0, total_steps=10, global_step=0)
+    torch.manual_seed(0)
+    out = m.training_step(b, st)
+    assert set(out) == {"loss", "ctc_v", "ctc_k"}
+    torch.testing.assert_close(out["loss"].detach(), out["ctc_v"] + out["ctc_k"])
+    # independent reference: per-sample CTC (sum over time of the alignment lattice), / target
+    # length, averaged — on the keypoint extractor output recomputed here in eval mode
+    m.eval()
+    with torch.no_grad():
+        x, mask = m.keypoint_encoder(b.inputs["keypoints"], b.masks["keypoints"])
+        lp = torch.log_softmax(m.keypoint_ctc(x), -1)
+        ref = []
+        for i in range(len(b)):
+            n, g = int(mask[i].sum()), int(b.gloss_lengths[i])
+            ctc = torch.nn.CTCLoss(blank=0, reduction="sum")
+            ref.append(ctc(lp[i, :n, None], b.gloss_ids[i:i + 1, :g], torch.tensor([n]),
+                           torch.tensor([g])) / g)
+        st_eval = m.pretrain_step(b)
+    torch.testing.assert_close(st_eval["ctc_k"], torch.stack(ref).mean(), rtol=1e-4, atol=1e-4)
+    m.train()
+    for p in m.parameters():
+        p.grad = None
+    out["loss"].backward()
+    with_grad = {n for n, p in m.named_parameters() if p.grad is not None and p.grad.abs().sum()}
+    assert with_grad and all(n.startswith(("rgb_encoder.", "keypoint_encoder.", "rgb_ctc.",
+                                           "keypoint_ctc.")) for n in with_grad)
+
+
+def test_translation_stage_runs_frozen_extractors_as_feature_extraction(corpus, gloss_vocab,
+                                                                        batch):
+    m = make(corpus[2], gloss_vocab=gloss_vocab, encoder_dropout=0.5).train()
+    trans = m.stages()[1]
+    m.apply_stage(trans)
+    st = TrainState(stage=trans, stage_index=1, epoch=0, step=0, total_steps=10, global_step=0)
+    out = m.training_step(batch, st)
+    out["loss"].backward()
+    assert all(p.grad is None for n, p in m.named_parameters()
+               if n.startswith(("rgb_encoder.", "keypoint_encoder.")))
+    assert m.rgb_encoder.training  # restored after the eval-mode extraction
+    # eval-mode extraction: dropout (0.5 here) off, so two passes give the same features
+    f1, f2 = (m.extract(batch)["k"][0] for _ in range(2))
+    torch.testing.assert_close(f1, f2)
+
+
+def test_keypoint_normalisation_is_signer_invariant():
+    from baselines.common.encoders import keypoint_feature_width, normalize_keypoints
+
+    torch.manual_seed(0)
+    kp = torch.rand(2, 7, 75, 3) * 0.5 + 0.25
+    kp[..., 2] = 1.0
+    kp[0, 3, 5, 2] = 0.0  # one undetected joint
+    mask = torch.ones(2, 7, dtype=torch.bool)
+    mask[1, 5:] = False
+    feats = normalize_keypoints(kp, mask)
+    assert feats.shape == (2, 7, keypoint_feature_width(75)) == (2, 7, 309)
+    assert torch.all(feats[1, 5:] == 0)
+    # a signer twice as large standing elsewhere: same features
+    moved = kp.clone()
+    moved[..., :2] = kp[..., :2] * 1.7 + torch.tensor([0.1, -0.2])
+    torch.testing.assert_close(normalize_keypoints(moved, mask), feats, rtol=1e-4, atol=1e-4)
+    # body part: shoulder midpoint at 0 on average, mean shoulder width 1
+    body = feats[0, :, :225].view(7, 75, 3)[..., :2]
+    torch.testing.assert_close(((body[:, 53] + body[:, 54]) / 2).mean(0), torch.zeros(2),
+                               atol=1e-5, rtol=0)
+    torch.testing.assert_close((body[:, 53] - body[:, 54]).norm(dim=-1).mean(),
+                               torch.tensor(1.0))
+    # hand part: wrist-relative (wrist = 0), and the undetected joint is zero in both parts
+    hands = feats[0, :, 225:].view(7, 2, 21, 2)
+    assert torch.all(hands[:, :, 0] == 0)
+    assert torch.all(body[3, 5] == 0) and torch.all(hands[3, 0, 5] == 0)
+    assert normalize_keypoints(kp, mask, "image").shape == (2, 7, 225)
+
+
+def test_vl_mapper_has_a_skip_path():
+    from baselines.common.encoders import VLMapper
+
+    mapper = VLMapper(8, 8)
+    for p in mapper.net.parameters():
+        torch.nn.init.zeros_(p)
+    x = torch.randn(2, 3, 8)
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]], dtype=torch.bool)
+    out, _ = mapper(x, mask)
+    torch.testing.assert_close(out, x * mask[..., None])
