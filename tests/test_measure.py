@@ -390,8 +390,10 @@ def test_capture_environment() -> None:
     keys = {
         "timestamp", "git_commit", "git_dirty", "python", "platform", "cpu", "cpu_count",
         "torch", "triton", "cuda", "signbench", "native_cuda", "gpu", "gpu_reason",
+        "cpu_affinity", "torch_threads",
     }  # fmt: skip
     assert keys <= set(env)
+    assert env["torch_threads"] == torch.get_num_threads()
     assert env["timestamp"].endswith("+00:00")
     assert env["signbench"] == harness.__version__
     assert env["torch"] == torch.__version__
