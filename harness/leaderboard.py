@@ -424,6 +424,8 @@ def leaderboard_rows(runs: Sequence[tuple[Path, dict[str, Any]]]) -> list[dict[s
         params = eff.get("params") or {}
         total, trainable = _num(params.get("total")), _num(params.get("trainable"))
         row: dict[str, Any] = {name: run[name] for name in _TEXT}
+        if run.get("variant"):  # an ablation / single-stream run of the method
+            row["method"] = f"{run['method']} ({run['variant']})"
         row.update(
             {
                 "BLEU-1": _num(acc.get("bleu1")),

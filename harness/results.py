@@ -338,6 +338,8 @@ def validate_run(obj: Any, source: str = "<run>") -> dict[str, Any]:
         raise c.error("outputs", f"expected a path relative to the run file, got {outputs!r}")
     if "config" in obj:
         c.dict_(obj["config"], "config", nullable=True)
+    if "variant" in obj:
+        c.str_(obj["variant"], "variant", nullable=True)
     return obj
 
 
@@ -377,8 +379,9 @@ def slug(text: str) -> str:
 
 
 def run_filename(run: Mapping[str, Any]) -> str:
-    """``<method>__<dataset>-<lang>__<split>__<profile>__<backend>__<device>.json``, each part
-    slugged; the same run key always maps to the same name, so a re-run replaces its old file."""
+    """``<method>__<dataset>-<lang>__<split>__<profile>__<backend>__<device>[__<variant>].json``,
+    each part slugged; the same run key always maps to the same name, so a re-run replaces its
+    old file (``variant``: the method options of an ablation run, e.g. ``stream=rgb``)."""
     try:
         parts = [
             slug(run["method"]),
@@ -390,6 +393,8 @@ def run_filename(run: Mapping[str, Any]) -> str:
         ]
     except KeyError as exc:
         raise RunFileError(f"<run>: field {exc.args[0]!r}: missing required field") from exc
+    if run.get("variant"):  # ablations / single-stream runs of one method keep their own file
+        parts.append(slug(run["variant"]))
     return "__".join(parts) + ".json"
 
 

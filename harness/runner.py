@@ -106,10 +106,19 @@ def method_class(key: str) -> Any:
 
 
 def run_directory(out: str | Path, run: Mapping[str, Any]) -> Path:
-    """``<out>/<method>__<dataset>-<lang>__<profile>__<backend>__<device>`` of a run."""
-    name = "__".join([slug(run["method"]), f"{slug(run['dataset'])}-{slug(run['lang'])}",
-                      slug(run["profile"]), slug(run["backend"]), slug(run["device"])])
-    return Path(out) / name
+    """``<out>/<method>__<dataset>-<lang>__<profile>__<backend>__<device>[__<variant>]``."""
+    parts = [slug(run["method"]), f"{slug(run['dataset'])}-{slug(run['lang'])}",
+             slug(run["profile"]), slug(run["backend"]), slug(run["device"])]
+    if run.get("variant"):
+        parts.append(slug(run["variant"]))
+    return Path(out) / "__".join(parts)
+
+
+def variant_name(overrides: Mapping[str, Any] | None) -> str | None:
+    """The run's ``variant``: its method overrides as ``k=v,k=v`` (sorted), or None."""
+    if not overrides:
+        return None
+    return ",".join(f"{k}={overrides[k]}" for k in sorted(overrides))
 
 
 def run_path(out: str | Path, run: Mapping[str, Any]) -> Path:
@@ -291,7 +300,8 @@ def run_method(key: str, dataset: str = "synthetic", lang: str = "de", profile: 
     eval_size = _setting("eval_size", eval_size, cls, None, profile)
     resolution = _setting("resolution", resolution, cls, None, profile)
     identity = {"method": key, "dataset": dataset, "lang": lang, "profile": profile,
-                "backend": backend_name, "device": device_name(dev)}
+                "backend": backend_name, "device": device_name(dev),
+                "variant": variant_name(overrides)}
     run_dir = run_directory(out, identity)
 
     splits = {split: load_split(dataset, split, lang=lang, seed=seed, root=root,

@@ -334,6 +334,16 @@ def test_newest_of_same_key_wins(tmp_path: Path) -> None:
     assert read_csv(tmp_path / "out" / "leaderboard.csv")[0]["BLEU-4"] == "30"
 
 
+def test_variant_runs_are_separate_rows(tmp_path: Path) -> None:
+    fused = make_run()
+    rgb = make_run(variant="stream=rgb", accuracy={**make_run()["accuracy"], "bleu4": 12.5})
+    paths = [write_json(tmp_path / "a.json", fused), write_json(tmp_path / "b.json", rgb)]
+    build_leaderboard(paths, [], tmp_path / "out")
+    rows = read_csv(tmp_path / "out" / "leaderboard.csv")
+    assert [r["method"] for r in rows] == ["hypersign", "hypersign (stream=rgb)"]
+    assert rows[1]["BLEU-4"] == "12.5"
+
+
 def test_collect_inputs_discovers_runs(inputs: dict[str, Path], tmp_path: Path) -> None:
     runs = inputs["hypersign"].parent
     write_json(runs / "tokenizer.json", {"model": {"type": "BPE"}})  # not a run: skipped

@@ -260,6 +260,17 @@ def test_run_filename_is_slugged() -> None:
     assert name == "sign-x__csl-daily-zh__test__tiny__triton__cpu.json"
 
 
+def test_variant_runs_get_their_own_file() -> None:
+    base = run_filename(make_run())
+    rgb = run_filename(make_run(variant="stream=rgb"))
+    kp = run_filename(make_run(variant="stream=keypoints"))
+    assert rgb == base.removesuffix(".json") + "__stream-rgb.json"
+    assert len({base, rgb, kp}) == 3
+    assert run_filename(make_run(variant=None)) == base
+    with pytest.raises(RunFileError, match="variant"):
+        validate_run(make_run(variant=3))
+
+
 def test_write_and_load_round_trip(tmp_path: Path) -> None:
     run = make_run()
     path = write_run(run, tmp_path / "runs")
