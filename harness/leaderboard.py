@@ -191,20 +191,21 @@ def import_sources(
 ) -> Sources:
     """Validate the given files, copy them into ``out_dir/sources/``, list all sources.
 
-    Runs go to ``sources/runs/<run_filename(run)>`` (so a re-run of the same configuration replaces
-    its predecessor; among inputs with the same name the newest ``environment.timestamp`` wins,
-    ties going to the later input). Benchmark files go to ``sources/benchmarks/<file name>``.
-    Every input is validated before anything is written.
+    Runs go to ``sources/runs/<run_filename(run)>`` (so a re-run of the same configuration
+    replaces its predecessor; among inputs with the same name the newest
+    ``environment.timestamp`` wins, ties going to the later input), each with its per-sample
+    outputs JSONL beside it when that file exists. Benchmark files go to
+    ``sources/benchmarks/<file name>``. Every input is validated before anything is written.
     """
     out = Path(out_dir)
-    chosen_runs: dict[str, tuple[str, Path]] = {}
+    chosen_runs: dict[str, tuple[str, Path, dict[str, Any]]] = {}
     for item in runs:
         path = Path(item)
         run = load_run(path)
         name = run_filename(run)
         stamp = _timestamp(run)
         if name not in chosen_runs or stamp >= chosen_runs[name][0]:
-            chosen_runs[name] = (stamp, path)
+            chosen_runs[name] = (stamp, path, run)
     chosen_benches: dict[str, Path] = {}
     for item in benchmarks:
         path = Path(item)
@@ -213,8 +214,12 @@ def import_sources(
         chosen_benches[name] = path
 
     copied: list[Path] = []
-    for name, (_, path) in sorted(chosen_runs.items()):
+    for name, (_, path, run) in sorted(chosen_runs.items()):
         _copy(path, out / RUN_SOURCES / name, copied)
+        # The per-sample outputs travel with their run (``outputs`` is relative to the run file).
+        outputs = run.get("outputs")
+        if outputs and (path.parent / outputs).is_file():
+            _copy(path.parent / outputs, out / RUN_SOURCES / outputs, copied)
     for name, path in sorted(chosen_benches.items()):
         _copy(path, out / BENCH_SOURCES / name, copied)
 

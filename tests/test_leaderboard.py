@@ -334,6 +334,15 @@ def test_newest_of_same_key_wins(tmp_path: Path) -> None:
     assert read_csv(tmp_path / "out" / "leaderboard.csv")[0]["BLEU-4"] == "30"
 
 
+def test_per_sample_outputs_travel_with_their_run(tmp_path: Path) -> None:
+    run = make_run(outputs="hyp.test.jsonl")
+    line = '{"name": "a", "reference": "über", "hypothesis": "ueber"}\n'
+    (tmp_path / "hyp.test.jsonl").write_text(line, encoding="utf-8")
+    build_leaderboard([write_json(tmp_path / "r.json", run)], [], tmp_path / "out")
+    copied = tmp_path / "out" / "sources" / "runs" / "hyp.test.jsonl"
+    assert copied.read_text(encoding="utf-8") == line
+
+
 def test_variant_runs_are_separate_rows(tmp_path: Path) -> None:
     fused = make_run()
     rgb = make_run(variant="stream=rgb", accuracy={**make_run()["accuracy"], "bleu4": 12.5})
