@@ -126,6 +126,21 @@ if triton is not None:
         return allowed
 
     @triton.jit
+    def _band_range(pid, BLOCK_OWN: tl.constexpr, BLOCK_OTHER: tl.constexpr, half_window, limit,
+                    WINDOWED: tl.constexpr):
+        """[lo, hi) of the other axis that block ``pid`` of BLOCK_OWN rows can see: everything
+        without a window, else the band ±half_window around the block (lo aligned to the other
+        axis' block size so the loop's tiles stay aligned)."""
+        if WINDOWED:
+            lo = tl.maximum(pid * BLOCK_OWN - half_window, 0)
+            lo = (lo // BLOCK_OTHER) * BLOCK_OTHER
+            hi = tl.minimum(pid * BLOCK_OWN + BLOCK_OWN + half_window, limit)
+        else:
+            lo = 0
+            hi = limit
+        return lo, hi
+
+    @triton.jit
     def _attn_fwd_kernel(
         Q, K, V, Mask, Out, LSE, H, Tq, Tk, dh, scale, half_window,
         HAS_MASK: tl.constexpr, WINDOWED: tl.constexpr, PRECISION: tl.constexpr,
@@ -149,13 +164,7 @@ if triton is not None:
         m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
         l_i = tl.zeros([BLOCK_M], tl.float32)
         acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
-        if WINDOWED:
-            lo = tl.maximum(pid_m * BLOCK_M - half_window, 0)
-            lo = (lo // BLOCK_N) * BLOCK_N
-            hi = tl.minimum(pid_m * BLOCK_M + BLOCK_M + half_window, Tk)
-        else:
-            lo = 0
-            hi = Tk
+        lo, hi = _band_range(pid_m, BLOCK_M, BLOCK_N, half_window, Tk, WINDOWED)
         for start_n in range(lo, hi, BLOCK_N):
             offs_n = start_n + tl.arange(0, BLOCK_N)
             n_valid = offs_n < Tk
@@ -205,13 +214,7 @@ if triton is not None:
         v = tl.load(V + kv_off, mask=kv_mask, other=0.0)
         dk = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
         dv = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
-        if WINDOWED:
-            lo = tl.maximum(pid_n * BLOCK_N - half_window, 0)
-            lo = (lo // BLOCK_M) * BLOCK_M
-            hi = tl.minimum(pid_n * BLOCK_N + BLOCK_N + half_window, Tq)
-        else:
-            lo = 0
-            hi = Tq
+        lo, hi = _band_range(pid_n, BLOCK_N, BLOCK_M, half_window, Tq, WINDOWED)
         for start_m in range(lo, hi, BLOCK_M):
             offs_m = start_m + tl.arange(0, BLOCK_M)
             m_valid = offs_m < Tq
@@ -255,13 +258,7 @@ if triton is not None:
         lse = tl.load(LSE + bh.to(tl.int64) * Tq + offs_m, mask=m_valid, other=float("inf"))
         delta = tl.load(Delta + bh.to(tl.int64) * Tq + offs_m, mask=m_valid, other=0.0)
         dq = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
-        if WINDOWED:
-            lo = tl.maximum(pid_m * BLOCK_M - half_window, 0)
-            lo = (lo // BLOCK_N) * BLOCK_N
-            hi = tl.minimum(pid_m * BLOCK_M + BLOCK_M + half_window, Tk)
-        else:
-            lo = 0
-            hi = Tk
+        lo, hi = _band_range(pid_m, BLOCK_M, BLOCK_N, half_window, Tk, WINDOWED)
         for start_n in range(lo, hi, BLOCK_N):
             offs_n = start_n + tl.arange(0, BLOCK_N)
             kv_mask = (offs_n < Tk)[:, None] & d_valid[None, :]

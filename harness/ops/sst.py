@@ -170,6 +170,16 @@ if triton is not None:
         return valid
 
     @triton.jit
+    def _pool_denominator(mask_ptr, b, N, offs_n, HAS_MASK: tl.constexpr, POOL: tl.constexpr,
+                          BLOCK_N: tl.constexpr):
+        """Row ``b``'s number of valid frames for mean pooling (POOL == 1), 1 for sum."""
+        cnt = tl.sum(tl.zeros([BLOCK_N], tl.float32), axis=0)
+        for n0 in range(0, N, BLOCK_N):
+            valid = _row_valid(mask_ptr, b, N, n0 + offs_n, HAS_MASK)
+            cnt += tl.sum(tl.where(valid, 1.0, 0.0), axis=0)
+        return cnt if POOL == 1 else cnt * 0.0 + 1.0
+
+    @triton.jit
     def _sst_fwd_kernel(
         feats_ptr, tokens_ptr, mask_ptr, weights_ptr, out_ptr, raw_ptr, idx_ptr, fsum_ptr,
         scale, N, C, D,
@@ -224,11 +234,7 @@ if triton is not None:
                 tl.store(idx_ptr + b * C + cc, run_idx, mask=c_ok)
         else:
             # mean / sum: pooling is linear -> pooled feature, then one mat-vec with the tokens.
-            cnt = tl.sum(tl.zeros([BLOCK_N], tl.float32), axis=0)
-            for n0 in range(0, N, BLOCK_N):
-                valid = _row_valid(mask_ptr, b, N, n0 + offs_n, HAS_MASK)
-                cnt += tl.sum(tl.where(valid, 1.0, 0.0), axis=0)
-            denom = cnt if POOL == 1 else cnt * 0.0 + 1.0
+            denom = _pool_denominator(mask_ptr, b, N, offs_n, HAS_MASK, POOL, BLOCK_N)
             for d0 in range(0, D, BLOCK_D):
                 dd = d0 + offs_d
                 d_ok = dd < D
@@ -351,11 +357,7 @@ if triton is not None:
                         mask=(nn < N)[:, None] & d_ok[None, :],
                     )
         else:
-            cnt = tl.sum(tl.zeros([BLOCK_N], tl.float32), axis=0)
-            for n0 in range(0, N, BLOCK_N):
-                valid = _row_valid(mask_ptr, b, N, n0 + offs_n, HAS_MASK)
-                cnt += tl.sum(tl.where(valid, 1.0, 0.0), axis=0)
-            denom = cnt if POOL == 1 else cnt * 0.0 + 1.0
+            denom = _pool_denominator(mask_ptr, b, N, offs_n, HAS_MASK, POOL, BLOCK_N)
             for d0 in range(0, D, BLOCK_D):
                 dd = d0 + offs_d
                 d_ok = dd < D
