@@ -47,7 +47,6 @@ and the dropped lemmas.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -57,7 +56,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from harness.results import atomic_write_text
+from harness.text.jsonfile import read_versioned_json, write_json
 
 CONTENT_POS: frozenset[str] = frozenset({"NOUN", "NUM", "ADV", "PRON", "PROPN", "ADJ", "VERB"})
 LANGS: tuple[str, ...] = ("de", "en", "zh")
@@ -288,19 +287,12 @@ class PseudoGlossExtractor:
                "max_doc_freq": self.max_doc_freq, "pos": sorted(self.pos),
                "num_sentences": self.num_sentences, "doc_freq": self.doc_freq,
                "dropped": sorted(self.dropped)}
-        return atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=1) + "\n")
+        return write_json(path, obj)
 
     @classmethod
     def load(cls, path: str | Path) -> PseudoGlossExtractor:
         p = Path(path)
-        try:
-            obj = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise PseudoGlossError(f"{p}: pseudo-gloss file not found") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise PseudoGlossError(f"{p}: not a valid UTF-8 JSON file: {e}") from None
-        if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-            raise PseudoGlossError(f"{p}: field 'format' must be {FORMAT}")
+        obj = read_versioned_json(p, FORMAT, "pseudo-gloss", PseudoGlossError)
         for key in ("lang", "backend", "max_doc_freq", "pos", "num_sentences", "doc_freq",
                     "dropped"):
             if key not in obj:

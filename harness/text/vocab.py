@@ -15,12 +15,11 @@ id's token in order (specials included).
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from harness.results import atomic_write_text
+from harness.text.jsonfile import read_versioned_json, write_json
 
 BLANK, PAD, UNK = "<blank>", "<pad>", "<unk>"
 SPECIALS: tuple[str, ...] = (BLANK, PAD, UNK)
@@ -93,19 +92,12 @@ class GlossVocab:
     def save(self, path: str | Path) -> Path:
         obj = {"format": FORMAT, "specials": list(SPECIALS), "tokens": self.tokens,
                "counts": self.counts}
-        return atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=1) + "\n")
+        return write_json(path, obj)
 
     @classmethod
     def load(cls, path: str | Path) -> GlossVocab:
         p = Path(path)
-        try:
-            obj = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise GlossVocabError(f"{p}: gloss vocabulary file not found") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise GlossVocabError(f"{p}: not a valid UTF-8 JSON file: {e}") from None
-        if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-            raise GlossVocabError(f"{p}: field 'format' must be {FORMAT}")
+        obj = read_versioned_json(p, FORMAT, "gloss vocabulary", GlossVocabError)
         if obj.get("specials") != list(SPECIALS):
             raise GlossVocabError(f"{p}: field 'specials' is {obj.get('specials')!r}, "
                                   f"expected {list(SPECIALS)}")
