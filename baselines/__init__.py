@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 _REGISTRY: dict[str, Callable[..., object]] = {}
 #: Method modules imported on first use (each registers itself with ``register``).
-_METHOD_MODULES: tuple[str, ...] = ("baselines.hypersign",)
+_METHOD_MODULES: tuple[str, ...] = ("baselines.hypersign", "baselines.signfuse", "baselines.hfa",
+                                    "baselines.signx", "baselines.signbind")
 
 
 def _import_methods() -> None:

@@ -19,6 +19,9 @@ as one line.
 * ``profile`` — runs a short inference (``--batches`` batches of the synthetic test split) on an
   untrained method inside NVTX ranges (``slt/<method>/...`` in the ``signbench`` domain) and prints
   per-batch latency and the ``nsys profile`` command line that records those ranges.
+* ``experiment NAME`` — runs a registered study that is more than one run (e.g. SignX's Table 6
+  pipeline comparison; see :mod:`harness.experiments`), writes its JSON under ``<out>/experiments/``
+  and its table under ``<results>/experiments/``; ``--list`` lists them.
 """
 
 from __future__ import annotations
@@ -122,7 +125,8 @@ def _add_run(sub) -> None:
                    help="method keys (default: every registered method)")
     p.add_argument("--dataset", default="synthetic", help="dataset key (default: synthetic)")
     p.add_argument("--root", default=None, help="dataset folder (real datasets)")
-    p.add_argument("--lang", default="de", help="text language (synthetic: de, en, zh)")
+    p.add_argument("--lang", default=None,
+                   help="text language (synthetic: de, en, zh; default: the method's, else de)")
     p.add_argument("--profile", default="tiny", choices=sorted(PROFILE_DATA))
     p.add_argument("--backend", default=None, choices=BACKENDS,
                    help="ops backend (default: fastest available)")
@@ -301,7 +305,42 @@ def _add_profile(sub) -> None:
     p.set_defaults(func=cmd_profile)
 
 
+# ------------------------------------------------------------------------------------ experiment
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from harness.experiments import describe, render_experiment, run_experiment
+
+    if args.list or not args.name:
+        print(describe())
+        return 0
+    record, json_path, md_path = run_experiment(
+        args.name, out=args.out, results=args.results, device=args.device, profile=args.profile,
+        lang=args.lang, overrides=parse_overrides(args.set), progress=not args.quiet)
+    print(render_experiment(record, str(json_path)))
+    print(f"signbench experiment: wrote {json_path}" + (f" and {md_path}" if md_path else ""))
+    return 0
+
+
+def _add_experiment(sub) -> None:
+    from harness.runner import PROFILE_DATA
+
+    p = sub.add_parser("experiment", help="run a registered multi-run study (e.g. SignX's "
+                                          "pipeline comparison); --list lists them")
+    p.add_argument("name", nargs="?", default=None, help="experiment name (see --list)")
+    p.add_argument("--list", action="store_true", help="list the registered experiments")
+    p.add_argument("--profile", default="tiny", choices=sorted(PROFILE_DATA))
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--lang", default=None, help="text language (default: the experiment's)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override passed to the experiment (repeatable)")
+    p.add_argument("--out", default="runs", help="run folder (default: runs/)")
+    p.add_argument("--results", default="results", help="results folder (default: results/)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_experiment)
+
+
 def add_run_commands(subparsers) -> None:
-    """Add ``run``, ``params`` and ``profile`` to ``signbench``'s subparsers."""
-    for add in (_add_run, _add_params, _add_profile):
+    """Add ``run``, ``params``, ``profile`` and ``experiment`` to ``signbench``'s subparsers."""
+    for add in (_add_run, _add_params, _add_profile, _add_experiment):
         add(subparsers)

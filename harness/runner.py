@@ -19,6 +19,9 @@ profile      train_size  eval_size  resolution  batch_size  eval_batch_size
 ``paper``    corpus      corpus     64          32          32
 ===========  ==========  =========  ==========  ==========  ===============
 
+The text language defaults to ``de`` the same way (a method may choose another, e.g. SignBind-LLM's
+``en`` corpus with fingerspelled names and mouthings, through ``data_defaults``).
+
 ``tiny`` is sized so the default ``signbench run`` (every method, synthetic corpus) fits 15 minutes
 on 2 CPU cores: generating 256 + 2·32 keypoint sequences takes ~2 s (~9 s with 32×32 frames
 too), which leaves each method ~2 minutes of training and evaluation — each method's tiny
@@ -29,7 +32,9 @@ lazy).
 
 Optional method hooks the runner reads (all have defaults, none is required by ``SLTMethod``):
 ``batch_size`` / ``eval_batch_size`` (instance or class attributes), ``beam_size`` (5),
-``length_penalty`` (1.0), ``max_len`` (60) for the final evaluation, ``tokenizer_vocab_size``
+``length_penalty`` (1.0), ``max_len`` (60) for the final evaluation, ``extra_metrics(split,
+samples, *, device, batch_size) -> dict`` (figures beyond the task's scores, stored in the run JSON
+under ``extra``), ``tokenizer_vocab_size``
 (class attribute, 1000), ``tokenizer_kind`` (class attribute, the language default),
 ``needs_pseudo_gloss`` (class attribute, False: a ``PseudoGlossExtractor`` fitted on the train
 texts is passed as the ``pseudo_gloss=`` override), ``data_defaults`` (above), ``normalize_frames``
@@ -59,9 +64,9 @@ from harness.results import atomic_write_json, run_filename, slug, write_run
 
 PROFILE_DATA: dict[str, dict[str, Any]] = {
     "tiny": {"train_size": 256, "eval_size": 32, "resolution": 32, "batch_size": 16,
-             "eval_batch_size": 32, "measure_iters": 5},
+             "eval_batch_size": 32, "measure_iters": 5, "lang": "de"},
     "paper": {"train_size": None, "eval_size": None, "resolution": 64, "batch_size": 32,
-              "eval_batch_size": 32, "measure_iters": 20},
+              "eval_batch_size": 32, "measure_iters": 20, "lang": "de"},
 }
 #: In-memory stream cache limit per run (bytes); samples past it are loaded lazily each time.
 CACHE_LIMIT_BYTES = 4 * 2**30
@@ -263,7 +268,8 @@ def _setting(name: str, explicit: Any, cls: Any, method: Any, profile: str) -> A
 # ------------------------------------------------------------------------------------------ run
 
 
-def run_method(key: str, dataset: str = "synthetic", lang: str = "de", profile: str = "tiny",
+def run_method(key: str, dataset: str = "synthetic", lang: str | None = None,
+               profile: str = "tiny",
                backend: str | None = None, device: str = "auto", epochs: int | None = None,
                out: str | Path = "runs", seed: int = 0, train_size: int | None = None,
                eval_size: int | None = None, resolution: int | None = None,
@@ -274,7 +280,7 @@ def run_method(key: str, dataset: str = "synthetic", lang: str = "de", profile: 
     """Train, evaluate (dev, test), measure and write run JSONs for method ``key``.
 
     Returns the run dicts (already validated and written; :func:`run_path` gives each file).
-    Sizes/resolution default per profile (see the module docstring).
+    Sizes/resolution/language default per profile (see the module docstring).
     """
     from baselines.base import scale_epochs
     from harness import ops
@@ -299,6 +305,7 @@ def run_method(key: str, dataset: str = "synthetic", lang: str = "de", profile: 
     train_size = _setting("train_size", train_size, cls, None, profile)
     eval_size = _setting("eval_size", eval_size, cls, None, profile)
     resolution = _setting("resolution", resolution, cls, None, profile)
+    lang = str(_setting("lang", lang, cls, None, profile))
     identity = {"method": key, "dataset": dataset, "lang": lang, "profile": profile,
                 "backend": backend_name, "device": device_name(dev),
                 "variant": variant_name(overrides)}
@@ -349,6 +356,8 @@ def run_method(key: str, dataset: str = "synthetic", lang: str = "de", profile: 
         iters = int(measure_iters or PROFILE_DATA[profile]["measure_iters"])
         efficiency = measure_method(method, data["test"], videos=1, device=dev,
                                     warmup=2, iters=iters, **gen)
+        extras = {split: _extra_metrics(method, split, data[split], dev, cfg.eval_batch_size)
+                  for split in SPLITS_EVALUATED}
     distributed.barrier()
 
     environment = capture_environment()
@@ -371,9 +380,31 @@ def run_method(key: str, dataset: str = "synthetic", lang: str = "de", profile: 
                "accuracy": _json_safe(ev.scores), "efficiency": efficiency,
                "training": training, "environment": environment,
                "outputs": ev.outputs_path.name, "config": config}
+        if extras[split] is not None:
+            run["extra"] = extras[split]
         write_run(run, run_dir)
         runs.append(run)
     return runs
+
+
+def _extra_metrics(method: Any, split: str, samples: Sequence[Sample], device: torch.device,
+                   batch_size: int) -> dict[str, Any] | None:
+    """The method's optional ``extra_metrics`` for a split (JSON-safe), or None without the hook.
+
+    A method reports figures beyond the task's scores here (SignBind-LLM's letter accuracy and
+    gate statistics, SignX's recognition WER next to its translation scores); the run JSON keeps
+    them under ``extra``.
+    """
+    hook = getattr(method, "extra_metrics", None)
+    if hook is None:
+        return None
+    method.eval()
+    with torch.no_grad():
+        extra = hook(split, samples, device=device, batch_size=batch_size)
+    if not isinstance(extra, Mapping):
+        raise TypeError(f"{type(method).__name__}.extra_metrics must return a dict, got "
+                        f"{type(extra).__name__}")
+    return _json_safe(extra)
 
 
 @dataclass

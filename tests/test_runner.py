@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import ClassVar
 
 import pytest
 import torch
@@ -141,3 +142,33 @@ def test_params_and_profile_cli(capsys):
     assert "batch 1:" in out
     assert "nsys profile --trace=cuda,nvtx --nvtx-domain-include=signbench" in out
     assert "--method toy_seq2seq" in nsys_command(TOY_KEY, "triton", "cuda", "tiny", 3)
+
+
+EXTRA_KEY = "toy_extra"
+if EXTRA_KEY not in baselines._REGISTRY:
+
+    class _WithExtras(ToySeq2Seq):
+        """The toy method with a default language and the ``extra_metrics`` hook."""
+
+        key = EXTRA_KEY
+        data_defaults: ClassVar[dict] = {"tiny": {"lang": "en"}}
+
+        def extra_metrics(self, split, samples, *, device, batch_size):
+            assert not self.training and not torch.is_grad_enabled()
+            return {"split": split, "n": len(samples), "ratio": float("nan")}
+
+    baselines.register(EXTRA_KEY)(_WithExtras)
+
+
+def test_method_language_default_and_extra_metrics(tmp_path):
+    runs = run_method(EXTRA_KEY, out=tmp_path, device="cpu", epochs=2, **SMALL)
+    for run in runs:
+        stored = load_run(run_path(tmp_path, run))
+        assert stored["lang"] == "en"  # the method's default when no language is given
+        # the hook's figures land under "extra", per split, JSON-safe (NaN -> null)
+        assert stored["extra"] == {"split": run["split"], "n": 8, "ratio": None}
+    explicit = run_method(EXTRA_KEY, out=tmp_path, device="cpu", epochs=2, lang="de",
+                          **SMALL)
+    assert {r["lang"] for r in explicit} == {"de"}  # an explicit language wins
+    plain = run_method(TOY_KEY, out=tmp_path, device="cpu", epochs=2, **SMALL)
+    assert plain[0]["lang"] == "de" and "extra" not in plain[0]
