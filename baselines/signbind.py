@@ -1,0 +1,1 @@
+"""signbind: under construction this session (registered by the lead; see /tmp/team_api.md)."""
