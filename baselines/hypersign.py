@@ -94,7 +94,10 @@ extractors are fixed) and trains the VL-mapper and the G2T-initialised mBART.
 3. translation (``hypersign`` / ``single-<stream>``): eq. (9) as above on the G2T-initialised
    mBART; the extractors stay frozen (``freeze_extractors``; run in eval mode without autograd =
    TS-SLT's feature extraction, and cheaper), VL-mappers, fusion, mBART and SST train.
-   ``freeze_extractors=False`` fine-tunes them too.
+   ``freeze_extractors=False`` fine-tunes them too. Frozen extractors are a fixed function of
+   the sample, so their outputs are computed once per training sample and cached for the later
+   epochs (``cache_features``; cleared when a stage starts or weights are loaded; never used in
+   evaluation, whose latency must include the extractors): ~35 % of a tiny dual-stream step.
    * **Gloss-embedding bridge** (``bridge="gloss"``, the default; our choice, not in the paper):
      a single stream's mBART input is VL-mapper(x) + B, B = softmax(CTC head(x)) · E_gloss, x
      the extractor output and E_gloss the G2T gloss table — the recognised gloss posteriors land
@@ -214,7 +217,8 @@ G2T_STAGE = "gloss2text"
 BRIDGES = ("none", "gloss")
 #: parameter-name prefixes of the stream feature extractors (pre-trained in stage 1)
 EXTRACTOR_PREFIXES = ("rgb_encoder.", "keypoint_encoder.")
-CTC_PREFIXES = ("rgb_ctc.", "keypoint_ctc.")
+CTC_PREFIXES = ("rgb_ctc.", "keypoint_ctc.", "fused_ctc.")
+BRIDGE_FUSIONS = ("joint", "average")
 GLOSS_EMBEDDING_PREFIX = "gloss_embedding."
 SST_POOLS = ("max", "mean")
 TINY_EPOCHS = 12
@@ -287,6 +291,7 @@ class HyperSignConfig:
     g2t_warmup_steps: int = 30
     # stage 3 (translation): gloss-embedding bridge and auxiliary CTC (our choices)
     bridge: str = "gloss"
+    bridge_fusion: str = "joint"
     ctc_weight: float = 0.0
     label_smoothing: float = 0.2
     epochs: int = TINY_EPOCHS
@@ -295,6 +300,7 @@ class HyperSignConfig:
     warmup_steps: int = 30
     batch_size: int = 16
     amp: bool = False
+    cache_features: bool = True  # frozen extractors: extract once per training sample
 
     def validate(self) -> None:
         choices = {"stream": (self.stream, STREAMS), "fusion": (self.fusion, FUSIONS),
@@ -303,7 +309,8 @@ class HyperSignConfig:
                    "kl_enc_mode": (self.kl_enc_mode, KL_ENC_MODES),
                    "sst_pool": (self.sst_pool, SST_POOLS),
                    "keypoint_normalize": (self.keypoint_normalize, KEYPOINT_NORMALIZATIONS),
-                   "bridge": (self.bridge, BRIDGES)}
+                   "bridge": (self.bridge, BRIDGES),
+                   "bridge_fusion": (self.bridge_fusion, BRIDGE_FUSIONS)}
         for name, (value, allowed) in choices.items():
             if value not in allowed:
                 raise ValueError(f"HyperSignConfig.{name} = {value!r}; expected one of {allowed}")
@@ -376,6 +383,9 @@ class HyperSign(SLTMethod):
         cfg = replace(base, **overrides)
         cfg.validate()
         self.config = cfg
+        self._feature_cache: dict[tuple[str, str, int], torch.Tensor] = {}
+        # loading weights (a resumed or best checkpoint) invalidates cached extractor outputs
+        self.register_load_state_dict_post_hook(lambda module, _keys: module.clear_feature_cache())
         self.tokenizer = tokenizer
         self.gloss_vocab = gloss_vocab
         self.use_rgb = cfg.stream in ("both", "rgb")
@@ -397,6 +407,11 @@ class HyperSign(SLTMethod):
             if gloss_vocab is not None:
                 self.keypoint_ctc = nn.Linear(d, len(gloss_vocab))
         if cfg.stream == "both":
+            if gloss_vocab is not None and cfg.bridge_fusion == "joint":
+                # the joint recogniser over both extractors (stage 1; the fused bridge reads it)
+                self.fused_ctc = nn.Sequential(nn.Linear(2 * d, d), nn.GELU(),
+                                               nn.Dropout(cfg.encoder_dropout),
+                                               nn.Linear(d, len(gloss_vocab)))
             if cfg.fusion == "hypernetwork":
                 self.fusion = HyperFusion(d, cfg.fusion_dropout, cfg.fusion_activation,
                                           cfg.hyper_variant)
@@ -479,9 +494,15 @@ class HyperSign(SLTMethod):
         loss asks for them to be fine-tuned (on frozen ones it would have nothing to train)."""
         return self.pretrains and self.config.freeze_extractors and not self.aux_ctc
 
+    @property
+    def joint_ctc(self) -> bool:
+        """Whether the joint CTC head over both extractors exists (dual stream, glosses,
+        ``bridge_fusion="joint"``)."""
+        return hasattr(self, "fused_ctc")
+
     def pretrain_loss_names(self) -> tuple[str, ...]:
-        return tuple(name for name, on in (("ctc_v", self.use_rgb), ("ctc_k", self.use_keypoints))
-                     if on)
+        return tuple(name for name, on in (("ctc_v", self.use_rgb), ("ctc_k", self.use_keypoints),
+                                           ("ctc_f", self.joint_ctc)) if on)
 
     def translation_stage_name(self) -> str:
         return "hypersign" if self.dual else f"single-{self.config.stream}"
@@ -554,23 +575,73 @@ class HyperSign(SLTMethod):
         """The stream feature extractors' outputs (before the VL-mappers), those in use."""
         out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         if self.use_rgb:
-            out["v"] = self._extract(self.rgb_encoder, *self._input(batch, "frames"))
+            out["v"] = self._extract_cached("frames", self.rgb_encoder, batch)
         if self.use_keypoints:
-            out["k"] = self._extract(self.keypoint_encoder, *self._input(batch, "keypoints"))
+            out["k"] = self._extract_cached("keypoints", self.keypoint_encoder, batch)
         return out
+
+    def _caches_features(self, encoder: nn.Module) -> bool:
+        """Frozen-extractor outputs are cached during *training* steps only: they are a fixed
+        function of the sample there (eval mode, no dropout, no augmentation), so TS-SLT's
+        offline feature extraction is run once per sample instead of once per epoch. Never
+        in evaluation, so latency measurements include the extractors."""
+        return (self.config.cache_features and self.training
+                and not any(p.requires_grad for p in encoder.parameters()))
+
+    def _extract_cached(self, stream: str, encoder: nn.Module, batch: Any
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        x_in, m_in = self._input(batch, stream)
+        if not self._caches_features(encoder):
+            return self._extract(encoder, x_in, m_in)
+        keys = [(stream, name, int(n)) for name, n in zip(batch.names, m_in.sum(1).tolist(),
+                                                            strict=True)]
+        if all(k in self._feature_cache for k in keys):
+            rows = [self._feature_cache[k] for k in keys]
+            n = max(r.shape[0] for r in rows)
+            x = rows[0].new_zeros(len(rows), n, rows[0].shape[-1])
+            for i, r in enumerate(rows):
+                x[i, :r.shape[0]] = r
+            lengths = torch.tensor([r.shape[0] for r in rows], device=x.device)
+            return x, torch.arange(n, device=x.device)[None] < lengths[:, None]
+        x, mask = self._extract(encoder, x_in, m_in)
+        for k, xi, mi in zip(keys, x, mask, strict=True):
+            self._feature_cache[k] = xi[mi].detach().clone()
+        return x, mask
+
+    def clear_feature_cache(self) -> None:
+        """Forget cached extractor outputs (new stage, new weights)."""
+        self._feature_cache.clear()
+
+    def apply_stage(self, stage: Stage) -> list[str]:
+        self.clear_feature_cache()
+        return super().apply_stage(stage)
+
+    @staticmethod
+    def joint_features(raw: dict[str, tuple[torch.Tensor, torch.Tensor]]
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """[x_v; x_k] (B, N, 2d) over the positions both extractors have, and their AND mask."""
+        (xv, mv), (xk, mk) = raw["v"], raw["k"]
+        n = min(xv.shape[1], xk.shape[1])
+        return torch.cat([xv[:, :n], xk[:, :n]], dim=-1), mv[:, :n] & mk[:, :n]
 
     def gloss_posteriors(self, raw: dict[str, tuple[torch.Tensor, torch.Tensor]]
                          ) -> dict[str, torch.Tensor]:
-        """Each stream's CTC-head gloss posteriors (B, N, |glosses|) over its extractor output."""
+        """Each stream's CTC-head gloss posteriors (B, N, |glosses|) over its extractor output,
+        plus the joint head's ``"f"`` over both when it exists."""
         heads = {"v": getattr(self, "rgb_ctc", None), "k": getattr(self, "keypoint_ctc", None)}
-        return {key: torch.softmax(heads[key](x).float(), dim=-1).to(x.dtype)
+        post = {key: torch.softmax(heads[key](x).float(), dim=-1).to(x.dtype)
                 for key, (x, _) in raw.items()}
+        if self.joint_ctc and len(raw) == 2:
+            x, _ = self.joint_features(raw)
+            post["f"] = torch.softmax(self.fused_ctc(x).float(), dim=-1).to(x.dtype)
+        return post
 
     def gloss_bridge(self, raw: dict[str, tuple[torch.Tensor, torch.Tensor]], n: int
                      ) -> dict[str, torch.Tensor]:
         """The gloss-embedding bridge (``bridge="gloss"``, our choice; module docstring): per
-        stream B_i = p_i · E_gloss and for the fused stream B_f = ½(p_v + p_k) · E_gloss, cut to
-        the ``n`` positions of the frontend features (padded positions are zeroed later)."""
+        stream B_i = p_i · E_gloss and for the fused stream B_f = p_f · E_gloss with p_f the joint
+        recogniser's posteriors (``bridge_fusion="joint"``) or ½(p_v + p_k) (``"average"``), cut
+        to the ``n`` positions of the frontend features (padded positions are zeroed later)."""
         post = {k: p[:, :n] for k, p in self.gloss_posteriors(raw).items()}
         if len(post) == 2:
             post["f"] = 0.5 * (post["v"] + post["k"])
@@ -687,6 +758,8 @@ class HyperSign(SLTMethod):
             out["ctc_v"] = self.ctc_loss(*feats["v"], self.rgb_ctc, batch)
         if "k" in feats:
             out["ctc_k"] = self.ctc_loss(*feats["k"], self.keypoint_ctc, batch)
+        if self.joint_ctc:
+            out["ctc_f"] = self.ctc_loss(*self.joint_features(feats), self.fused_ctc, batch)
         total = sum(out.values())
         return {"loss": total, **{k: v.detach() for k, v in out.items()}}
 
@@ -716,8 +789,11 @@ class HyperSign(SLTMethod):
             raise ValueError("hypersign: ctc_weight > 0 needs gloss_ids in the batch; collate "
                              "it with gloss_vocab=")
         heads = {"v": getattr(self, "rgb_ctc", None), "k": getattr(self, "keypoint_ctc", None)}
-        return {f"ctc_{key}": self.ctc_loss(x, mask, heads[key], batch)
-                for key, (x, mask) in raw.items()}
+        out = {f"ctc_{key}": self.ctc_loss(x, mask, heads[key], batch)
+               for key, (x, mask) in raw.items()}
+        if self.joint_ctc:
+            out["ctc_f"] = self.ctc_loss(*self.joint_features(raw), self.fused_ctc, batch)
+        return out
 
     def training_step(self, batch: Any, state: TrainState | None = None
                       ) -> dict[str, torch.Tensor]:

@@ -563,7 +563,7 @@ def test_stage_structure_with_glosses(corpus, gloss_vocab):
     m = make(corpus[2], gloss_vocab=gloss_vocab)
     assert m.needs_gloss
     pre, g2t, trans = m.stages()
-    assert pre.name == hs.PRETRAIN_STAGE and pre.losses == ("ctc_v", "ctc_k")
+    assert pre.name == hs.PRETRAIN_STAGE and pre.losses == ("ctc_v", "ctc_k", "ctc_f")
     assert pre.monitor == "loss" and trans.monitor == "bleu4" and trans.name == "hypersign"
     assert g2t.name == hs.G2T_STAGE and g2t.losses == ("loss_g2t",) and g2t.monitor == "loss"
     trained_g2t = set(m.apply_stage(g2t))
@@ -571,12 +571,13 @@ def test_stage_structure_with_glosses(corpus, gloss_vocab):
     assert all(n.startswith(("gloss_embedding.", "mbart.")) for n in trained_g2t)
     trained = set(m.apply_stage(pre))
     assert trained and all(n.startswith(("rgb_encoder.", "keypoint_encoder.", "rgb_ctc.",
-                                         "keypoint_ctc.")) for n in trained)
+                                         "keypoint_ctc.", "fused_ctc.")) for n in trained)
     assert any(n.startswith("rgb_ctc.") for n in trained)
+    assert any(n.startswith("fused_ctc.") for n in trained)
     assert any(n.startswith("keypoint_encoder.") for n in trained)
     trained2 = set(m.apply_stage(trans))
     assert not any(n.startswith(("rgb_encoder.", "keypoint_encoder.", "rgb_ctc.",
-                                 "keypoint_ctc.")) for n in trained2)
+                                 "keypoint_ctc.", "fused_ctc.")) for n in trained2)
     assert any(n.startswith("rgb_mapper.") for n in trained2)
     assert any(n.startswith("mbart.") for n in trained2)
     # the bridge (default) trains the gloss embeddings on; bridge="none" freezes them
@@ -596,7 +597,7 @@ def test_stage_structure_with_glosses(corpus, gloss_vocab):
     assert single.stages()[0].losses == ("ctc_k",)
     assert single.stages()[2].name == "single-keypoints"
     aux = make(corpus[2], gloss_vocab=gloss_vocab, ctc_weight=0.5)
-    assert aux.stages()[2].losses == ("loss_tv", "loss_tk", "ctc_v", "ctc_k", "kl_enc",
+    assert aux.stages()[2].losses == ("loss_tv", "loss_tk", "ctc_v", "ctc_k", "ctc_f", "kl_enc",
                                       "kl_dec", "sst")
     # the auxiliary CTC loss fine-tunes the extractors and their heads
     assert any(n.startswith("keypoint_ctc.") for n in aux.apply_stage(aux.stages()[2]))
@@ -611,8 +612,8 @@ def test_pretrain_step_is_ctc_and_trains_only_extractors(corpus, gloss_vocab):
     st = TrainState(stage=pre, stage_index=0, epoch=0, step=0, total_steps=10, global_step=0)
     torch.manual_seed(0)
     out = m.training_step(b, st)
-    assert set(out) == {"loss", "ctc_v", "ctc_k"}
-    torch.testing.assert_close(out["loss"].detach(), out["ctc_v"] + out["ctc_k"])
+    assert set(out) == {"loss", "ctc_v", "ctc_k", "ctc_f"}
+    torch.testing.assert_close(out["loss"].detach(), out["ctc_v"] + out["ctc_k"] + out["ctc_f"])
     # independent reference: per-sample CTC (sum over time of the alignment lattice), / target
     # length, averaged — on the keypoint extractor output recomputed here in eval mode
     m.eval()
@@ -633,7 +634,7 @@ def test_pretrain_step_is_ctc_and_trains_only_extractors(corpus, gloss_vocab):
     out["loss"].backward()
     with_grad = {n for n, p in m.named_parameters() if p.grad is not None and p.grad.abs().sum()}
     assert with_grad and all(n.startswith(("rgb_encoder.", "keypoint_encoder.", "rgb_ctc.",
-                                           "keypoint_ctc.")) for n in with_grad)
+                                           "keypoint_ctc.", "fused_ctc.")) for n in with_grad)
 
 
 def test_translation_stage_runs_frozen_extractors_as_feature_extraction(corpus, gloss_vocab,
@@ -650,6 +651,37 @@ def test_translation_stage_runs_frozen_extractors_as_feature_extraction(corpus, 
     # eval-mode extraction: dropout (0.5 here) off, so two passes give the same features
     f1, f2 = (m.extract(batch)["k"][0] for _ in range(2))
     torch.testing.assert_close(f1, f2)
+
+
+def test_frozen_extractor_outputs_are_cached_in_training_only(corpus, gloss_vocab, batch):
+    m = make(corpus[2], gloss_vocab=gloss_vocab).train()
+    m.apply_stage(m.stages()[2])  # translation: frozen extractors
+    first = m.extract(batch)  # computed, then cached per sample
+    assert len(m._feature_cache) == 2 * len(batch)
+    calls = []
+    hook = m.rgb_encoder.register_forward_hook(lambda *a: calls.append(1))
+    again = m.extract(batch)  # from the cache: the encoder does not run
+    assert not calls
+    for key in ("v", "k"):
+        (x1, m1), (x2, m2) = first[key], again[key]
+        assert torch.equal(m1[:, :m2.shape[1]], m2) and not m1[:, m2.shape[1]:].any()
+        torch.testing.assert_close(x1[:, :x2.shape[1]] * m2[..., None], x2 * m2[..., None])
+    m.eval()
+    m.extract(batch)  # evaluation always runs the extractors (latency includes them)
+    assert len(calls) == 1
+    m.load_state_dict(m.state_dict())  # new weights invalidate the cache
+    assert not m._feature_cache
+    m.train()
+    m.extract(batch)
+    m.apply_stage(m.stages()[0])  # a new stage too (and stage 1 trains them: no caching)
+    assert not m._feature_cache
+    m.extract(batch)
+    assert not m._feature_cache and len(calls) == 3
+    hook.remove()
+    nocache = make(corpus[2], gloss_vocab=gloss_vocab, cache_features=False).train()
+    nocache.apply_stage(nocache.stages()[2])
+    nocache.extract(batch)
+    assert not nocache._feature_cache
 
 
 def test_keypoint_normalisation_is_signer_invariant():
@@ -755,15 +787,25 @@ def test_auxiliary_ctc_is_added_to_the_translation_loss(corpus, gloss_vocab):
     torch.testing.assert_close(out["loss"], out["loss_t"] + 0.5 * ctc, rtol=1e-5, atol=1e-5)
 
 
-def test_fused_bridge_averages_the_streams_posteriors(corpus, gloss_vocab, batch):
-    """Dual stream: F_f + ½(p_v + p_k) · E_gloss at inference (padded positions zero)."""
-    m = make(corpus[2], gloss_vocab=gloss_vocab).eval()
+@pytest.mark.parametrize("bridge_fusion", ["joint", "average"])
+def test_fused_bridge(corpus, gloss_vocab, batch, bridge_fusion):
+    """Dual stream at inference: F_f + p_f · E_gloss (padded positions zero), with p_f the joint
+    CTC head's posteriors over [x_v; x_k] (default) or ½(p_v + p_k) (the ablation)."""
+    m = make(corpus[2], gloss_vocab=gloss_vocab, bridge_fusion=bridge_fusion).eval()
+    assert hasattr(m, "fused_ctc") == (bridge_fusion == "joint")
     with torch.no_grad():
         x, mask = m.inference_features(batch)
         xv, mv = m.rgb_encoder(batch.inputs["frames"], batch.masks["frames"])
         xk, _ = m.keypoint_encoder(batch.inputs["keypoints"], batch.masks["keypoints"])
-        pv, pk = torch.softmax(m.rgb_ctc(xv), -1), torch.softmax(m.keypoint_ctc(xk), -1)
+        if bridge_fusion == "joint":
+            pf = torch.softmax(m.fused_ctc(torch.cat([xv, xk], -1)), -1)
+        else:
+            pf = 0.5 * (torch.softmax(m.rgb_ctc(xv), -1) + torch.softmax(m.keypoint_ctc(xk), -1))
         ff = m.fuse(m.rgb_mapper(xv, mv)[0], m.keypoint_mapper(xk, mv)[0], mv)
-        expected = ff + 0.5 * (pv + pk) @ m.gloss_embedding.weight * mv[..., None]
+        expected = ff + pf @ m.gloss_embedding.weight * mv[..., None]
     torch.testing.assert_close(x, expected, rtol=1e-5, atol=1e-5)
     assert torch.all(x[~mask] == 0)
+    assert m.stages()[0].losses == (("ctc_v", "ctc_k", "ctc_f") if bridge_fusion == "joint"
+                                    else ("ctc_v", "ctc_k"))
+    with pytest.raises(ValueError, match="bridge_fusion"):
+        make(corpus[2], gloss_vocab=gloss_vocab, bridge_fusion="max")
