@@ -34,11 +34,13 @@ Optional method hooks the runner reads (all have defaults, none is required by `
 ``batch_size`` / ``eval_batch_size`` (instance or class attributes), ``beam_size`` (5),
 ``length_penalty`` (1.0), ``max_len`` (60) for the final evaluation, ``extra_metrics(split,
 samples, *, device, batch_size) -> dict`` (figures beyond the task's scores, stored in the run JSON
-under ``extra``), ``tokenizer_vocab_size``
-(class attribute, 1000), ``tokenizer_kind`` (class attribute, the language default),
+under ``extra``), ``tokenizer_vocab_size`` (class attribute, 1000), ``tokenizer_kind`` (class
+attribute, the language default),
 ``needs_pseudo_gloss`` (class attribute, False: a ``PseudoGlossExtractor`` fitted on the train
-texts is passed as the ``pseudo_gloss=`` override), ``data_defaults`` (above), ``normalize_frames``
-(collate frames as float in [0, 1]) and ``param_report()`` (see :mod:`harness.run_cli`).
+texts is passed as the ``pseudo_gloss=`` override), ``needs_train_texts`` (class attribute, False:
+the train split's sentences are passed as ``train_texts=``, e.g. to fit word vectors),
+``data_defaults`` (above), ``normalize_frames`` (collate frames as float in [0, 1]) and
+``param_report()`` (see :mod:`harness.run_cli`).
 
 Distributed: under ``torchrun`` every rank loads data and trains; rank 0 alone evaluates, measures
 and writes; the other ranks return an empty list.
@@ -201,6 +203,7 @@ class TextResources:
     tokenizer: Any = None
     gloss_vocab: Any = None
     pseudo_gloss: Any = None
+    train_texts: list[str] | None = None
     saved: dict[str, str] = field(default_factory=dict)
 
 
@@ -226,6 +229,8 @@ def build_text_resources(cls: Any, train: Sequence[Sample], lang: str,
         res.gloss_vocab = GlossVocab.build(glosses)
         if save_dir is not None:
             res.saved["gloss_vocab"] = str(res.gloss_vocab.save(save_dir / "gloss_vocab.json"))
+    if getattr(cls, "needs_train_texts", False):
+        res.train_texts = texts
     if getattr(cls, "needs_pseudo_gloss", False):
         res.pseudo_gloss = PseudoGlossExtractor(lang).fit(texts)
         if save_dir is not None:
@@ -247,6 +252,8 @@ def build_method(key: str, profile: str, resources: TextResources,
         kwargs["gloss_vocab"] = resources.gloss_vocab
     if getattr(cls, "needs_pseudo_gloss", False):
         kwargs["pseudo_gloss"] = resources.pseudo_gloss
+    if getattr(cls, "needs_train_texts", False):
+        kwargs["train_texts"] = resources.train_texts
     try:
         return baselines.get_method(key, profile, **kwargs)
     except TypeError as e:

@@ -172,3 +172,19 @@ def test_method_language_default_and_extra_metrics(tmp_path):
     assert {r["lang"] for r in explicit} == {"de"}  # an explicit language wins
     plain = run_method(TOY_KEY, out=tmp_path, device="cpu", epochs=2, **SMALL)
     assert plain[0]["lang"] == "de" and "extra" not in plain[0]
+
+
+def test_train_texts_reach_methods_that_ask_for_them():
+    from harness.runner import build_text_resources, load_split
+
+    train = load_split("synthetic", "train", lang="de", size=12, resolution=16, seed=0)
+
+    class Wants:
+        needs_text = False
+        needs_train_texts = True
+
+    class DoesNot:
+        needs_text = False
+
+    assert build_text_resources(Wants, train, "de").train_texts == [s.text for s in train]
+    assert build_text_resources(DoesNot, train, "de").train_texts is None
