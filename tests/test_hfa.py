@@ -1,0 +1,354 @@
+"""HFA reference implementation: window-7 RoPE attention against a dense band-masked reference,
+RoPE's relativity, the pseudo-gloss loss (eqs. 1–3) against a loop reference and its gradients,
+LoRA freezing, backend-independent generation, the best-pretraining-checkpoint logic, a short
+pretrain + fine-tune run that learns, and the paper-profile parameter counts (Table 3).
+
+The method is driven directly (collate → training_step / optimiser / generate).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import baselines.hfa as hfa
+from baselines import get_method
+from baselines.base import Stage, TrainState
+from baselines.hfa_prototypes import (
+    PseudoGlossHead,
+    build_prototypes,
+    multi_hot,
+    read_fasttext,
+    train_word_vectors,
+)
+from baselines.hfa_temporal import RoPELocalWindowAttention, TemporalEncoder, apply_rope
+from harness import ops
+from harness.data import load_dataset
+from harness.data.batching import collate
+from harness.metrics import translation_scores
+from harness.text import PseudoGlossExtractor, train_tokenizer
+
+SMALL = dict(img_size=14, vit_dim=32, vit_depth=2, vit_heads=2, vit_lora_blocks=1, frame_dim=32,
+             temporal_dim=32, temporal_heads=2, temporal_ffn=64, d_model=32, mbart_layers=(1, 1),
+             mbart_heads=2, mbart_ffn=64, mbart_max_positions=128, frame_stride=4,
+             dropout=0.0, mbart_dropout=0.0, psp_dropout=0.0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    def load(split, n):
+        ds = load_dataset("synthetic", split, lang="de", size=n, resolution=16, seed=5)
+        return [ds[i] for i in range(n)]
+
+    train, dev = load("train", 48), load("dev", 8)
+    texts = [s.text for s in train]
+    tok = train_tokenizer(texts, vocab_size=300, lang="de")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pg = PseudoGlossExtractor("de").fit(texts)
+    return train, dev, tok, pg
+
+
+def make(corpus, **kw):
+    train, _, tok, pg = corpus
+    torch.manual_seed(0)
+    return get_method("hfa", "tiny", tokenizer=tok, pseudo_gloss=pg,
+                      train_texts=[s.text for s in train], **{**SMALL, **kw})
+
+
+def batch_of(samples, tok):
+    return collate(samples, streams=("frames",), text_tokenizer=tok, normalize_frames=True)
+
+
+def state_for(stage: Stage, epoch: int = 0) -> TrainState:
+    return TrainState(stage=stage, stage_index=0, epoch=epoch, step=0, total_steps=10,
+                      global_step=0)
+
+
+# ------------------------------------------------------------------------------ temporal
+
+
+def rope_complex(x: torch.Tensor, pos: torch.Tensor, base: float = 10_000.0) -> torch.Tensor:
+    """Independent RoPE: pairs (x_i, x_{i+d/2}) as complex numbers times e^{i p θ_i}."""
+    d = x.shape[-1]
+    theta = base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+    z = torch.complex(x[..., : d // 2].double(), x[..., d // 2:].double())
+    z = z * torch.polar(torch.ones_like(theta), pos.double()[:, None] * theta)
+    return torch.cat([z.real, z.imag], -1).to(x.dtype)
+
+
+def dense_band_reference(mod: RoPELocalWindowAttention, x, mask, window):
+    B, T, d = x.shape
+    H = mod.n_heads
+    pos = torch.arange(T)
+
+    def heads(t):
+        return t.view(B, T, H, d // H).transpose(1, 2)
+
+    q, k, v = (heads(lin(x)).double() for lin in (mod.q, mod.k, mod.v))
+    q, k = rope_complex(q, pos), rope_complex(k, pos)
+    scores = q @ k.transpose(-1, -2) / math.sqrt(d // H)
+    i, j = torch.arange(T)[:, None], torch.arange(T)[None]
+    allowed = ((i - j).abs() <= window // 2)[None, None] & mask[:, None, None, :]
+    probs = torch.softmax(scores.masked_fill(~allowed, float("-inf")), -1)
+    out = (probs @ v).transpose(1, 2).reshape(B, T, d).float()
+    return mod.out(out)
+
+
+@pytest.mark.parametrize("backend", ["torch", "native"])
+def test_window7_attention_equals_dense_band_mask(backend):
+    torch.manual_seed(1)
+    mod = RoPELocalWindowAttention(16, 2, window=7)
+    x = torch.randn(3, 13, 16)
+    mask = torch.ones(3, 13, dtype=torch.bool)
+    mask[1, 9:] = False
+    mask[2, 4:] = False
+    got = mod(x, mask, backend=backend)
+    want = dense_band_reference(mod, x, mask, 7)
+    valid = mask[..., None].expand_as(got)
+    torch.testing.assert_close(got[valid], want[valid], atol=1e-5, rtol=1e-4)
+    # a query sees at most ±3 neighbours: changing a frame 4 steps away leaves it unchanged
+    x2 = x.clone()
+    x2[0, 10] += 5.0
+    got2 = mod(x2, mask, backend=backend)
+    torch.testing.assert_close(got2[0, :7], got[0, :7])
+    assert not torch.allclose(got2[0, 7], got[0, 7])
+
+
+def test_rope_is_relative():
+    torch.manual_seed(2)
+    q, k = torch.randn(2, 9, 8), torch.randn(2, 9, 8)
+    pos = torch.arange(9)
+    for shift in (3, 100):
+        a = apply_rope(q, pos) @ apply_rope(k, pos).transpose(-1, -2)
+        b = apply_rope(q, pos + shift) @ apply_rope(k, pos + shift).transpose(-1, -2)
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(apply_rope(q, pos), rope_complex(q, pos), atol=1e-5, rtol=1e-5)
+    # and it is not trivial: positions do change the scores
+    c = apply_rope(q, pos) @ apply_rope(k, pos.flip(0)).transpose(-1, -2)
+    assert not torch.allclose(a, c, atol=1e-3)
+    # the module: shifted positions give the same output
+    mod = RoPELocalWindowAttention(16, 2, window=7)
+    x = torch.randn(2, 9, 16)
+    torch.testing.assert_close(mod(x, positions=pos), mod(x, positions=pos + 17), atol=1e-4,
+                               rtol=1e-4)
+
+
+def test_temporal_encoder_downsamples_and_ignores_padding():
+    torch.manual_seed(3)
+    enc = TemporalEncoder(8, 16, layers=4, heads=2, ffn=32, out_dim=24, dropout=0.0).eval()
+    x = torch.randn(2, 11, 8)
+    mask = torch.ones(2, 11, dtype=torch.bool)
+    mask[1, 6:] = False
+    z, zm = enc(x, mask)
+    assert z.shape == (2, 6, 24)
+    assert zm.sum(1).tolist() == [6, 3]
+    alone, _ = enc(x[1:, :6], mask[1:, :6])
+    torch.testing.assert_close(z[1, :3], alone[0], atol=1e-5, rtol=1e-4)
+    x2 = x.clone()
+    x2[1, 6:] = 100.0  # padding content never matters
+    torch.testing.assert_close(enc(x2, mask)[0], z)
+
+
+# ------------------------------------------------------------------------------ prototypes
+
+
+def loop_reference(s: torch.Tensor, mask: torch.Tensor, tau_t: float, tau_u: float) -> list:
+    """Eqs. 2–3 with explicit loops: Ê_j = Σ_t softmax_T(S/τ_T)[t, j] · softmax_U(S/τ_U)[t, j]."""
+    out = []
+    for b in range(s.shape[0]):
+        T = int(mask[b].sum())
+        row = []
+        for j in range(s.shape[2]):
+            den_t = sum(math.exp(s[b, t, j] / tau_t) for t in range(T))
+            e = 0.0
+            for t in range(T):
+                den_u = sum(math.exp(s[b, t, u] / tau_u) for u in range(s.shape[2]))
+                e += math.exp(s[b, t, j] / tau_t) / den_t * math.exp(s[b, t, j] / tau_u) / den_u
+            row.append(e)
+        out.append(row)
+    return out
+
+
+def test_pseudo_gloss_head_matches_equations_and_gradients():
+    torch.manual_seed(4)
+    protos = torch.cat([torch.randn(4, 300), torch.zeros(1, 300)])
+    head = PseudoGlossHead(6, protos, temperature=0.5, dropout=0.0)
+    z = torch.randn(2, 5, 6, requires_grad=True)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], dtype=torch.bool)
+    s = head.similarity(z)
+    assert s.shape == (2, 5, 5)
+    assert torch.all(s[..., -1] == 0)  # the zero (non-sign) prototype
+    ref = loop_reference(s.detach().double().numpy(), mask, 0.5, 0.5)
+    e = head(z, mask)
+    assert e.shape == (2, 4)
+    np.testing.assert_allclose(e.detach().numpy(), np.array(ref)[:, :4], rtol=1e-5, atol=1e-6)
+    labels = torch.tensor([[1.0, 0, 0, 1], [0, 1, 0, 0]])
+    loss = head.loss(e, labels)
+    want = -(labels * e.log() + (1 - labels) * (1 - e).log()).mean()
+    torch.testing.assert_close(loss, want)
+    loss.backward()
+    # padded steps get exactly zero gradient, valid ones do not
+    assert torch.all(z.grad[1, 3:] == 0)
+    assert torch.all(z.grad[1, :3].abs().sum(-1) > 0)
+    # absent glosses are negatives, not ignored: dL/dÊ_j > 0 pushes them down
+    e2 = e.detach().requires_grad_()
+    head.loss(e2, labels).backward()
+    assert torch.all(e2.grad[labels == 0] > 0) and torch.all(e2.grad[labels == 1] < 0)
+    assert head.tau_T.grad is not None and head.tau_U.grad is not None
+
+
+def test_multi_hot_and_word_vectors(tmp_path):
+    h = multi_hot([["A", "C", "ZZZ"], []], {"A": 0, "B": 1, "C": 2}, 3)
+    assert h.tolist() == [[1, 0, 1], [0, 0, 0]]
+    sents = [["REGEN", "NORD"], ["REGEN", "SUED"], ["SONNE", "NORD"], ["SONNE", "SUED"],
+             ["WIND", "STARK"], ["WIND", "STARK"]] * 3
+    vecs, k = train_word_vectors(sents, dim=300)
+    assert vecs["REGEN"].shape == (300,) and k <= 7
+    cos = {w: float(vecs["REGEN"] @ vecs[w]) for w in ("SONNE", "STARK")}
+    assert cos["SONNE"] > cos["STARK"]  # same contexts → closer
+    vec = tmp_path / "tiny.vec"
+    vec.write_text("2 3\nRegen 1 0 0\nsonne 0 1 0\n", encoding="utf-8")
+    got = read_fasttext(vec, ["REGEN", "SONNE", "WIND"])
+    assert got["REGEN"].tolist() == [1, 0, 0] and got["SONNE"].tolist() == [0, 1, 0]
+    table, info = build_prototypes(["REGEN", "WIND"], fasttext_path=vec, dim=3)
+    assert table.shape == (3, 3) and info.missing == 1 and torch.all(table[-1] == 0)
+    bad = tmp_path / "bad.vec"
+    bad.write_text("hello world\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"not a fastText \.vec"):
+        read_fasttext(bad, ["X"])
+
+
+# ------------------------------------------------------------------------------ the method
+
+
+def test_lora_freezes_base_weights(corpus):
+    train, _, tok, _ = corpus
+    m = make(corpus, vit_train="lora", mbart_train="lora")
+    b = batch_of(train[:4], tok)
+    for stage in m.stages():
+        names = set(m.apply_stage(stage))
+        assert not any(n.startswith("text_encoder.") for n in names)
+        for n, p in m.named_parameters():
+            if (n.startswith("vit.") or n.startswith("mbart.")) and "lora_" not in n:
+                assert not p.requires_grad, n
+    m.apply_stage(m.stages()[-1])
+    lora = [n for n, p in m.named_parameters() if "lora_" in n and p.requires_grad]
+    assert any(n.startswith("vit.blocks.1.") for n in lora)
+    assert not any(n.startswith("vit.blocks.0.") for n in lora)  # top block only here
+    assert any("q_proj" in n for n in lora) and any("v_proj" in n for n in lora)
+    assert not any("k_proj" in n for n in lora)
+    base = {n: p.detach().clone() for n, p in m.named_parameters() if not p.requires_grad}
+    opt = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.1)
+    out = m.training_step(b, state_for(m.stages()[-1]))
+    out["loss"].backward()
+    opt.step()
+    for n, p in m.named_parameters():
+        if n in base:
+            assert torch.equal(p, base[n]), n
+
+
+def test_backend_switch_gives_same_outputs(corpus):
+    train, _, tok, _ = corpus
+    m = make(corpus).eval()
+    b = batch_of(train[:4], tok)
+    outs, feats = {}, {}
+    for backend in ("torch", "native"):
+        with ops.use_backend(backend):
+            feats[backend] = m.video_inputs(b)[0]
+            outs[backend] = m.generate(b, beam_size=2, max_len=8)
+    torch.testing.assert_close(feats["torch"], feats["native"], atol=1e-5, rtol=1e-4)
+    assert outs["torch"] == outs["native"]
+
+
+def test_best_pretraining_checkpoint_is_restored(corpus):
+    train, _, tok, _ = corpus
+    m = make(corpus)
+    b = batch_of(train[:4], tok)
+    pre, ft = m.stages()[0], m.stages()[-1]
+    m.apply_stage(pre)
+    opt = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.5)
+    snapshots, dev = [], []
+    for epoch in range(3):
+        m.train()
+        m.training_step(b, state_for(pre, epoch))["loss"].backward()
+        opt.step()
+        opt.zero_grad()
+        m.eval()  # the trainer's dev L_pre
+        with torch.no_grad():
+            dev.append(float(m.training_step(b, state_for(pre, epoch))["loss"]))
+        snapshots.append(m.temporal.blocks[0].mlp[0].weight.detach().clone())
+    m.train()
+    m.apply_stage(ft)
+    m.training_step(b, state_for(ft))
+    best = int(np.argmin(dev))
+    assert m.pretrain_best["epoch"] == best
+    assert m.pretrain_best["dev_loss"] == pytest.approx(dev[best], rel=1e-6)
+    torch.testing.assert_close(m.temporal.blocks[0].mlp[0].weight, snapshots[best])
+
+
+def test_ablation_override_and_errors(corpus):
+    _, _, tok, _ = corpus
+    m = make(corpus, psp_weight=0.0)
+    assert m.stages()[0].losses == ("loss_align",)
+    assert not any(p.startswith("psp_head") for p in m.pretrain_prefixes())
+    with pytest.raises(TypeError, match="unknown override"):
+        make(corpus, lambda_psp=0.5)
+    with pytest.raises(ValueError, match="vit_train"):
+        make(corpus, vit_train="half")
+    with pytest.raises(ValueError, match="frames"):
+        m.frame_features(collate(corpus[0][:2], streams=("keypoints",), text_tokenizer=tok))
+
+
+def test_short_pretrain_and_finetune_learns(corpus):
+    train, _, tok, _ = corpus
+    m = make(corpus, label_smoothing=0.0)
+    batches = [batch_of(train[i:i + 12], tok) for i in range(0, 48, 12)]
+    refs = [s.text for s in train[:12]]
+    m.eval()
+    before = translation_scores(m.generate(batches[0], beam_size=1, max_len=30), refs)
+    losses: dict[str, list[float]] = {}
+    for stage, steps, lr in zip(m.stages(), (12, 20, 40), (3e-3, 3e-3, 3e-3), strict=True):
+        m.apply_stage(stage)
+        m.train()
+        opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=lr)
+        for step in range(steps):
+            out = m.training_step(batches[step % 4], state_for(stage))
+            out["loss"].backward()
+            opt.step()
+            opt.zero_grad()
+            losses.setdefault(stage.name, []).append(float(out["loss"].detach()))
+    for name, values in losses.items():
+        assert np.mean(values[-4:]) < np.mean(values[:4]), (name, values)
+    m.eval()
+    after = translation_scores(m.generate(batches[0], beam_size=1, max_len=30), refs)
+    assert after["rouge_l"] > before["rouge_l"] + 10.0, (before, after)
+    assert after["bleu4"] > before["bleu4"], (before, after)
+
+
+@pytest.mark.slow
+def test_paper_parameter_counts_match_table3():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with torch.device("meta"):
+            m = get_method("hfa", "paper")
+    report = m.param_report()
+    assert report["fine_tuning"]["trainable"] == 16_819_712
+    assert report["fine_tuning"]["total_at_vocab_2172"] == 395_924_608 - 384  # mask_token
+    for phase in ("pretraining", "fine_tuning"):
+        paper_train, paper_total = hfa.PAPER_TABLE3[phase]
+        assert abs(report[phase]["trainable"] / paper_train - 1) < 0.15
+        assert abs(report[phase]["total_at_vocab_2172"] / paper_total - 1) < 0.15
+    assert report["components"]["temporal"] == 4 * 3_153_408 + 525_312
