@@ -1,0 +1,374 @@
+"""SignFuse: skeleton graph and partitions, module shapes (paper dimensions and tiny), the parameter
+budget, stage freezing, the fused-backend inference path, ablations and a short learning run.
+
+The method is driven directly (collate → training_step / optimiser / generate); the runner is not
+used here (``signbench run --methods signfuse`` is the end-to-end check).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import baselines.signfuse as sf
+from baselines import get_method, list_methods
+from baselines.base import TrainState
+from baselines.signfuse_modules import (
+    CMFA,
+    HTA,
+    SLA,
+    VisualStream,
+    info_nce,
+    masked_adaptive_pool,
+    resample_tokens,
+)
+from baselines.signfuse_stgcn import (
+    SKELETON_EDGES,
+    STGCN,
+    adjacency,
+    hop_distance,
+    skeleton_partitions,
+    spatial_partitions,
+)
+from harness import ops
+from harness.data import load_dataset
+from harness.data.batching import collate
+from harness.data.keypoints import SIGNFUSE_75_EDGES
+from harness.text import train_tokenizer
+
+# Smaller than tiny so the file runs in seconds on 2 CPU cores.
+SMALL = dict(d_model=16, resnet_base_width=2, stgcn_channels=(2, 4, 8, 8, 16), cmfa_layers=1,
+             heads=2, hta_len=8, sign_tokens=4, dropout=0.0, lora_dropout=0.0,
+             llm_overrides={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                            "num_attention_heads": 2, "num_key_value_heads": 2})
+STREAMS = ("frames", "keypoints")
+
+
+@cache
+def _corpus():
+    ds = load_dataset("synthetic", "train", lang="de", size=24, resolution=32, seed=0)
+    samples = sorted((ds[i] for i in range(24)), key=lambda s: s.num_frames)[:8]
+    tok = train_tokenizer([ds[i].text for i in range(24)], vocab_size=1000, lang="de")
+    return samples, tok
+
+
+def _batch(n: int = 4):
+    samples, tok = _corpus()
+    return collate(samples[:n], streams=STREAMS, text_tokenizer=tok)
+
+
+def _model(**kw) -> sf.SignFuse:
+    torch.manual_seed(0)
+    return get_method("signfuse", "tiny", tokenizer=_corpus()[1], **{**SMALL, **kw})
+
+
+def _state(model, name: str) -> TrainState:
+    stage = next(s for s in model.stages() if s.name == name)
+    return TrainState(stage=stage, stage_index=0, epoch=0, step=0, total_steps=10, global_step=0)
+
+
+# ------------------------------------------------------------------------------ graph
+
+
+def test_partitions_on_a_known_small_graph():
+    # path 0 - 1 - 2 plus 1 - 3, root 0: hops 0, 1, 2, 2; degrees with self loops 2, 4, 2, 2
+    parts = spatial_partitions(4, [(0, 1), (1, 2), (1, 3)], root=0)
+    deg = np.array([2.0, 4.0, 2.0, 2.0])
+    a_tilde = np.eye(4)
+    for i, j in [(0, 1), (1, 2), (1, 3)]:
+        a_tilde[i, j] = a_tilde[j, i] = 1
+    norm = a_tilde / np.sqrt(np.outer(deg, deg))
+    expect_self = np.diag(np.diag(norm))
+    expect_in = np.zeros((4, 4))
+    expect_out = np.zeros((4, 4))
+    for child, parent in [(1, 0), (2, 1), (3, 1)]:  # child is farther from the root
+        expect_in[child, parent] = norm[child, parent]  # child gathers from its parent
+        expect_out[parent, child] = norm[parent, child]
+    np.testing.assert_allclose(parts[0], expect_self, rtol=1e-6)
+    np.testing.assert_allclose(parts[1], expect_in, rtol=1e-6)
+    np.testing.assert_allclose(parts[2], expect_out, rtol=1e-6)
+    assert parts[1, 1, 0] == pytest.approx(1 / math.sqrt(8))
+
+
+def test_equal_distance_neighbours_go_to_the_self_partition():
+    # triangle 0-1-2 with root 0: 1 and 2 are both at hop 1 and adjacent
+    parts = spatial_partitions(3, [(0, 1), (1, 2), (0, 2)], root=0)
+    assert parts[0, 1, 2] == pytest.approx(1 / 3) and parts[0, 2, 1] == pytest.approx(1 / 3)
+    assert parts[1, 1, 2] == 0 and parts[2, 1, 2] == 0
+
+
+def test_skeleton_graph_is_connected_and_symmetric_normalised():
+    a = adjacency(75, SKELETON_EDGES)
+    hop = hop_distance(a, sf_root())
+    assert (hop >= 0).all() and hop.max() > 5
+    for i, j in SIGNFUSE_75_EDGES:  # every bone of the keypoint layout is an edge
+        assert a[i, j] == 1
+    parts = skeleton_partitions()
+    full = parts.sum(0).astype(np.float64)
+    a_t = torch.tensor(a) + torch.eye(75, dtype=torch.float64)
+    d = a_t.sum(1).rsqrt()
+    reference = (d[:, None] * a_t * d[None, :]).numpy()
+    np.testing.assert_allclose(full, reference, atol=1e-6)
+    np.testing.assert_allclose(full, full.T, atol=1e-7)
+    np.testing.assert_allclose(parts[1], parts[2].T, atol=1e-7)
+    # partitions are disjoint and the self partition holds the diagonal
+    assert ((parts > 0).sum(0) <= 1).all()
+    np.testing.assert_allclose(np.diag(parts[0]), np.diag(reference), atol=1e-6)
+
+
+def sf_root() -> int:
+    from baselines.signfuse_stgcn import ROOT_JOINT
+
+    return ROOT_JOINT
+
+
+def test_bad_graphs_raise():
+    with pytest.raises(ValueError, match="not connected"):
+        spatial_partitions(3, [(0, 1)], root=0)
+    with pytest.raises(ValueError, match="invalid"):
+        adjacency(3, [(0, 3)])
+
+
+# ------------------------------------------------------------------------------ modules
+
+
+def test_module_shapes_at_paper_dimensions():
+    torch.manual_seed(0)
+    frames = torch.randint(0, 256, (2, 7, 32, 32, 3), dtype=torch.uint8)
+    kp = torch.rand(2, 7, 75, 3)
+    mask = torch.tensor([[True] * 7, [True] * 5 + [False] * 2])
+    vis = VisualStream(512, 64)
+    assert vis.backbone.num_features == 2048
+    fv, mv = vis(frames, mask)
+    assert fv.shape == (2, 4, 512) and mv.sum(1).tolist() == [4, 3]
+    fs, ms = STGCN((2, 64, 128, 256, 512))(kp, mask)
+    assert fs.shape == (2, 4, 512) and torch.equal(ms, mv)
+    f = CMFA(512, 8, 3, 2048)(fv, fs, mv)
+    assert f.shape == (2, 4, 512) and f[1, 3].abs().sum() == 0  # padded row zeroed
+    h = HTA(512, 64, 8)(f, mv)
+    assert h.shape == (2, 64, 512)
+    with torch.device("meta"):
+        sla = SLA(512, 4096, 32)
+        e = sla(torch.empty(2, 64, 512))
+    assert e.shape == (2, 32, 4096)
+
+
+def test_paper_profile_on_meta_and_parameter_budget():
+    _, tok = _corpus()
+    with torch.device("meta"):
+        model = get_method("signfuse", "paper", tokenizer=tok)
+    rep = model.param_report()
+    comps = rep["components"]
+    d = 512
+    lin = lambda i, o: i * o + o  # noqa: E731
+    cmfa_layer = 6 * lin(d, d) + lin(2 * d, d) + 2 * d + lin(d, 4 * d) + lin(4 * d, d) + 2 * d
+    assert comps["cmfa"] == 3 * cmfa_layer
+    assert comps["sla"] == lin(d, 4096) + lin(4096, 4096) + 2 * 4096
+    assert comps["lora"] == 32 * 2 * 16 * (4096 + 4096)  # r = 16 on q_proj and v_proj
+    assert comps["visual"] == 23_508_032 + (2048 * 3 * d + d) + 2 * d
+    hta = sum(d * k + d for k in (1, 5, 11)) + lin(3 * d, d) + 4 * d * d + 4 * d + 2 * d
+    assert comps["hta"] == hta
+    # the LLM is LLaMA-2-7B-sized (vocabulary trimmed to the tokenizer)
+    assert model.llm.config.hidden_size == 4096 and model.llm.config.num_hidden_layers == 32
+    trainable = rep["trainable_excluding_llm"]
+    assert abs(trainable / 65.9e6 - 1) < 0.15, trainable
+    # the finetune stage trains exactly that set
+    model.apply_stage(model.stages()[-1])
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == trainable
+    assert [s.name for s in model.stages()] == ["contrastive", "alignment", "finetune"]
+    assert [s.epochs for s in model.stages()] == [30, 20, 15]
+
+
+def test_masked_adaptive_pool_matches_torch():
+    x = torch.randn(2, 13, 5)
+    full = torch.ones(2, 13, dtype=torch.bool)
+    for out in (4, 13, 20):
+        ref = F.adaptive_avg_pool1d(x.transpose(1, 2), out).transpose(1, 2)
+        torch.testing.assert_close(masked_adaptive_pool(x, full, out), ref)
+    mask = torch.arange(13)[None] < torch.tensor([[13], [6]])
+    got = masked_adaptive_pool(x, mask, 4)
+    ref = F.adaptive_avg_pool1d(x[1:, :6].transpose(1, 2), 4).transpose(1, 2)
+    torch.testing.assert_close(got[1:], ref)
+
+
+def test_resample_tokens_is_linear_interpolation():
+    e = torch.randn(2, 6, 3)
+    mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
+    out = resample_tokens(e, mask, 7)
+    pos = np.linspace(0, 3, 7)
+    ref = np.stack([np.interp(pos, np.arange(4), e[1, :4, c].numpy()) for c in range(3)], -1)
+    np.testing.assert_allclose(out[1].numpy(), ref, atol=1e-5)
+    torch.testing.assert_close(out[0, [0, -1]], e[0, [0, -1]])
+
+
+def test_info_nce_reference():
+    a, b = torch.randn(5, 8), torch.randn(5, 8)
+    sim = torch.tensor([[float(F.cosine_similarity(x, y, dim=0)) for y in b] for x in a]) / 0.07
+    ref = -0.5 * (torch.log_softmax(sim, 1).diag().mean() + torch.log_softmax(sim, 0).diag().mean())
+    torch.testing.assert_close(info_nce(a, b, 0.07), ref, rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------ training
+
+
+def test_registered_and_overrides_checked():
+    assert "signfuse" in list_methods()
+    with pytest.raises(TypeError, match="unknown override"):
+        _model(no_such_knob=1)
+    with pytest.raises(ValueError, match="fusion"):
+        _model(fusion="bogus")
+    with pytest.raises(ValueError, match="scales"):
+        _model(hta_scales=[3])
+
+
+def _snapshot(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def test_stage_freezing_really_freezes():
+    model = _model()
+    batch = _batch()
+    stages = {s.name: s for s in model.stages()}
+    assert list(stages) == ["llm_pretrain", "contrastive", "alignment", "finetune"]
+    for name, stage in stages.items():
+        trainable = set(model.apply_stage(stage))
+        before = _snapshot(model)
+        bn = model.skeletal.data_bn.running_mean.clone()
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+        model.train()
+        out = model.training_step(batch, _state(model, name))
+        assert set(stage.losses) <= set(out)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+        assert changed <= trainable, (name, sorted(changed - trainable)[:5])
+        assert changed, name
+        if name == "llm_pretrain":
+            assert all(n.startswith("llm.") and "lora_" not in n for n in trainable)
+        if name == "contrastive":
+            assert changed & {n for n in trainable if n.startswith("visual.")}
+            assert changed & {n for n in trainable if n.startswith("skeletal.")}
+            assert not any(n.startswith(("llm.", "hta.", "sla.")) for n in trainable)
+        if name == "alignment":
+            assert not any(n.startswith(("visual.", "skeletal.", "llm.")) for n in trainable)
+            assert torch.equal(model.skeletal.data_bn.running_mean, bn)  # eval-mode encoders
+        if name == "finetune":
+            llm = [n for n in trainable if n.startswith("llm.")]
+            assert llm and all("lora_" in n for n in llm)
+            assert set(llm) == set(model.lora_names)
+            assert any(n.startswith("llm.") for n in changed)
+            assert any(n.startswith("visual.") for n in changed)
+
+
+def test_backend_switch_gives_same_generation():
+    ok, reason = ops.availability("native", "cpu")
+    if not ok:
+        pytest.skip(reason)
+    from harness.ops import gated_fusion
+
+    model = _model().eval()
+    batch = _batch()
+    calls = []
+    native = gated_fusion._FORWARD["native"]
+
+    def counting(*args):
+        calls.append(1)
+        return native(*args)
+
+    with ops.use_backend("torch"):
+        ref = model.generate(batch, beam_size=2, max_len=8)
+    gated_fusion._FORWARD["native"] = counting
+    try:
+        with ops.use_backend("native"):
+            out = model.generate(batch, beam_size=2, max_len=8)
+    finally:
+        gated_fusion._FORWARD["native"] = native
+    assert calls, "generation did not go through the fused gated blend"
+    assert out == ref and len(out) == 4
+    with ops.use_backend("torch"):
+        e_ref = model.sign_embeddings(model.streams(batch))
+    with ops.use_backend("native"):
+        e_nat = model.sign_embeddings(model.streams(batch))
+    torch.testing.assert_close(e_nat, e_ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kw", [
+    {"streams": "visual"}, {"streams": "skeletal"}, {"fusion": "concat"}, {"fusion": "add"},
+    {"fusion": "v2s"}, {"fusion": "s2v"}, {"fusion": "nogate"},
+])
+def test_ablations_train_and_generate(kw):
+    model = _model(**kw)
+    batch = _batch(2)
+    names = [s.name for s in model.stages()]
+    if kw.get("streams") in ("visual", "skeletal"):
+        assert "contrastive" not in names and model.inputs == (
+            ("frames",) if kw["streams"] == "visual" else ("keypoints",))
+        assert not hasattr(model, "cmfa")
+    else:
+        assert type(model.cmfa.layers[0].fusion).__name__ == "AblationFusion"
+    model.apply_stage(model.stages()[-1])
+    out = model.training_step(batch, _state(model, "finetune"))
+    out["loss"].backward()
+    assert math.isfinite(float(out["loss"].detach()))
+    assert ("loss_contra" in out) == model.dual
+    model.eval()
+    assert len(model.generate(batch, beam_size=1, max_len=3)) == 2
+
+
+def test_temporal_and_schedule_ablations():
+    batch = _batch(2)
+    model = _model(hta_scales=[1, 11])
+    assert model.hta.scales == (1, 11) and len(model.hta.convs) == 2
+    assert model.hta.proj.in_features == 2 * SMALL["d_model"]
+    assert model.sign_embeddings(model.streams(batch)).shape == (2, 4, 32)
+    model = _model(use_hta=False)
+    assert not hasattr(model, "hta")
+    assert model.sign_embeddings(model.streams(batch)).shape == (2, 4, 32)
+    model = _model(training="single")
+    stages = model.stages()
+    assert [s.name for s in stages] == ["llm_pretrain", "finetune"]
+    assert stages[-1].epochs == sum(sf.SignFuseConfig().epochs)
+
+
+@pytest.mark.slow
+def test_tiny_run_learns():
+    """Each stage's loss falls on 6 synthetic samples (LM pre-training, then fine-tuning)."""
+    model = _model()
+    batch = _batch(6)
+
+    def run(name: str, steps: int, key: str) -> tuple[float, float]:
+        stage = next(s for s in model.stages() if s.name == name)
+        model.apply_stage(stage)
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+        state = _state(model, name)
+        values = []
+        for _ in range(steps):
+            out = model.training_step(batch, state)
+            values.append(float(out[key]))
+            opt.zero_grad()
+            out["loss"].backward()
+            opt.step()
+        return values[0], min(values[-3:])
+
+    first, last = run("llm_pretrain", 10, "loss_lm")
+    assert last < 0.7 * first, (first, last)
+    first, last = run("finetune", 6, "loss_align")
+    assert last < first, (first, last)
+
+
+def test_resnet_init_loads_local_weights(tmp_path):
+    from baselines.common.weights import save_weights
+
+    torch.manual_seed(1)
+    source = VisualStream(16, 2)
+    path = save_weights(source.backbone, tmp_path / "resnet.safetensors")
+    model = _model(resnet_init=str(path))
+    torch.testing.assert_close(model.visual.backbone.conv1.weight, source.backbone.conv1.weight)
+    with pytest.raises(ValueError, match="shape mismatch"):
+        _model(resnet_init=str(path), resnet_base_width=4)
