@@ -1,13 +1,21 @@
 """End-to-end method benchmarks: inference latency and FPS per backend (``kind="method"``).
 
-HyperSign's ``generate`` (both stream encoders, HyperFusion, mBART encoder, beam search 5) is timed
-with the ops on the ``eager`` backend (the torch reference ops, the baseline) and on the fused
-backends: ``native`` (C++ on CPU, CUDA on GPU) and ``triton`` (GPU only: the CPU interpreter is a
-correctness tool, not a benchmark). Tiny profile on CPU; paper profile (random init, mBART-large
-dimensions) on GPU, skipped cleanly without CUDA.
+Every registered method's ``generate`` (its whole inference: stream encoders, fusion, language
+model, beam search 5) is timed with the ops on the ``eager`` backend (the torch reference ops, the
+baseline) and on the fused backends: ``native`` (C++ on CPU, CUDA on GPU) and ``triton`` (GPU
+only: the CPU interpreter is a correctness tool, not a benchmark). What the fused backends
+accelerate differs per method: HyperSign's HyperFusion (``hyper_modulate``), SignFuse's CMFA
+(``GatedCrossAttention``), HFA's window-7 temporal attention (``masked_attention``), SignX's
+attention layers, SignBind-LLM's gated fusion (``gated_blend``).
 
-The models are untrained, so every beam runs to ``max_len`` — the same decoding work on every
-backend (an accuracy check before speed: the eager and fused generations must agree).
+Each method is built exactly as ``signbench run`` builds it (``harness.runner``: its language and
+frame size from ``data_defaults``, tokenizer / gloss vocabulary / pseudo-glosses fitted on a small
+synthetic train split), untrained, so every beam runs to ``max_len`` — the same decoding work on
+every backend, and an accuracy check before speed: the eager and fused generations must agree.
+Tiny profile on CPU; paper profile (random init, the paper's dimensions, 224-px content-free
+frames) on GPU, skipped cleanly without CUDA. A method may define ``prepare_benchmark(profile,
+device)`` to adapt itself (e.g. run a 7B-sized LLM in bf16 on the GPU).
+
 ``frames`` = video frames in the batch, so the leaderboard's FPS is frames per second of
 end-to-end translation. Run ``pytest benchmarks/test_methods.py --benchmark-json out.json`` and
 feed it to ``signbench leaderboard --bench out.json``.
@@ -20,26 +28,40 @@ from functools import cache
 import pytest
 import torch
 
-from baselines import get_method
+from baselines import list_methods
 from harness import ops
-from harness.data import load_dataset
-from harness.data.batching import collate
-from harness.text import train_tokenizer
+from harness.evaluate import collate_for
+from harness.runner import (
+    PROFILE_DATA,
+    _setting,
+    build_method,
+    build_text_resources,
+    load_split,
+    materialize,
+    method_class,
+)
 
-CASES = [pytest.param("cpu", "tiny", b, id=f"cpu-tiny-{b}") for b in ("eager", "native")]
-CASES += [pytest.param("cuda", "paper", b, id=f"cuda-paper-{b}")
-          for b in ("eager", "native", "triton")]
+METHODS = list_methods()
+CASES = [pytest.param(m, "cpu", "tiny", b, id=f"{m}-cpu-tiny-{b}")
+         for m in METHODS for b in ("eager", "native")]
+CASES += [pytest.param(m, "cuda", "paper", b, id=f"{m}-cuda-paper-{b}")
+          for m in METHODS for b in ("eager", "native", "triton")]
 BATCH = {"tiny": 4, "paper": 2}
-RESOLUTION = {"tiny": 32, "paper": 224}
 MAX_LEN = {"tiny": 30, "paper": 40}
+PAPER_RESOLUTION = 224
+TRAIN = 64
 
 
 @cache
-def _corpus(n: int):
-    ds = load_dataset("synthetic", "train", lang="de", size=64, resolution=32, seed=0)
-    samples = [ds[i] for i in range(64)]
-    tok = train_tokenizer([s.text for s in samples], vocab_size=1000, lang="de")
-    return samples[:n], tok
+def _setup(key: str):
+    """Samples (streams loaded) and text resources, as the runner would make them (tiny data)."""
+    cls = method_class(key)
+    lang = str(_setting("lang", None, cls, None, "tiny"))
+    resolution = int(_setting("resolution", None, cls, None, "tiny") or
+                     PROFILE_DATA["tiny"]["resolution"])
+    train = load_split("synthetic", "train", lang=lang, size=TRAIN, resolution=resolution, seed=0)
+    resources = build_text_resources(cls, train, lang)
+    return train, resources, resolution
 
 
 def _backend(device: str, backend: str) -> str:
@@ -52,37 +74,48 @@ def _backend(device: str, backend: str) -> str:
     return name
 
 
-def _batch(profile: str, tok, samples, device: str):
-    batch = collate(samples, streams=("frames", "keypoints"), text_tokenizer=tok)
-    res = RESOLUTION[profile]
-    frames = batch.inputs["frames"]
-    if frames.shape[2] != res:  # paper size: 224×224 video of the same length (content-free)
+def _batch(model, samples, resources, profile: str, device: str):
+    samples = materialize(samples, tuple(model.inputs) or ("keypoints",), progress=False)
+    batch = collate_for(model, samples, tokenizer=resources.tokenizer,
+                        gloss_vocab=resources.gloss_vocab)
+    frames = batch.inputs.get("frames")
+    if profile == "paper" and frames is not None:  # 224×224 video of the same length
         gen = torch.Generator().manual_seed(0)
-        batch.inputs["frames"] = torch.randint(0, 256, (*frames.shape[:2], res, res, 3),
-                                               generator=gen, dtype=torch.uint8)
+        shape = (*frames.shape[:2], PAPER_RESOLUTION, PAPER_RESOLUTION, frames.shape[-1])
+        batch.inputs["frames"] = (torch.rand(shape, generator=gen).to(frames.dtype)
+                                  if frames.is_floating_point()
+                                  else torch.randint(0, 256, shape, generator=gen,
+                                                     dtype=frames.dtype))
     return batch.to(device)
 
 
-@pytest.mark.parametrize(("device", "profile", "backend"), CASES)
-def test_hypersign_inference(bench, device, profile, backend):
+@pytest.mark.parametrize(("method", "device", "profile", "backend"), CASES)
+def test_method_inference(bench, method, device, profile, backend):
     name = _backend(device, backend)
-    samples, tok = _corpus(BATCH[profile])
+    train, resources, resolution = _setup(method)
     torch.manual_seed(0)
-    model = get_method("hypersign", profile, tokenizer=tok).to(device).eval()
-    batch = _batch(profile, tok, samples, device)
+    model = build_method(method, profile, resources).to(device).eval()
+    prepare = getattr(model, "prepare_benchmark", None)
+    if prepare is not None:
+        prepare(profile, torch.device(device))
+    batch = _batch(model, train[:BATCH[profile]], resources, profile, device)
     max_len = MAX_LEN[profile]
+    beam = int(getattr(model, "beam_size", 5))
     with ops.use_backend("torch"):
-        reference = model.generate(batch, beam_size=5, length_penalty=1.0, max_len=max_len)
+        reference = model.generate(batch, beam_size=beam, length_penalty=1.0, max_len=max_len)
 
     def run():
         with ops.use_backend(name):
-            return model.generate(batch, beam_size=5, length_penalty=1.0, max_len=max_len)
+            return model.generate(batch, beam_size=beam, length_penalty=1.0, max_len=max_len)
 
-    frames = int(batch.lengths.sum())
-    out = bench(run, op="hypersign", kind="method", mode="generate", backend=backend,
-                dtype=torch.float32, device=device, frames=frames,
+    params = model.param_report() if hasattr(model, "param_report") else {}
+    total = params.get("total") if isinstance(params.get("total"), int) else sum(
+        p.numel() for p in model.parameters())
+    out = bench(run, op=method, kind="method", mode="generate", backend=backend,
+                dtype=torch.float32, device=device, frames=model.frames_per_batch(batch),
                 shape={"B": len(batch), "T": int(batch.lengths.max()),
-                       "res": RESOLUTION[profile], "beam": 5, "max_len": max_len},
-                rounds=3 if profile == "tiny" else 5, method="hypersign", profile=profile,
-                params=model.param_report()["total"])
+                       "res": PAPER_RESOLUTION if profile == "paper" else resolution,
+                       "beam": beam, "max_len": max_len},
+                rounds=3 if profile == "tiny" else 5, method=method, profile=profile,
+                params=total)
     assert out == reference  # accuracy before speed: fused backends translate identically
