@@ -418,12 +418,35 @@ def _run_label(run: dict[str, Any]) -> str:
     )  # fmt: skip
 
 
+#: run-JSON ``extra`` entries holding the *other* task's scores in ``accuracy``'s format (e.g.
+#: SignX, a recognition method, also translates: ``extra.translation`` has its BLEU / ROUGE-L)
+_EXTRA_SCORE_KEYS = ("translation", "recognition")
+
+
+def _score_sets(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """``accuracy`` first, then the other task's scores from ``extra`` (when present)."""
+    sets = [run.get("accuracy") or {}]
+    extra = run.get("extra") or {}
+    if isinstance(extra, dict):
+        sets += [extra[k] for k in _EXTRA_SCORE_KEYS if isinstance(extra.get(k), dict)]
+    return sets
+
+
+def _scores(run: dict[str, Any]) -> dict[str, Any]:
+    """One flat score dict: ``accuracy``, completed by the other task's scores from ``extra``."""
+    out: dict[str, Any] = {}
+    for scores in _score_sets(run):
+        for key, value in scores.items():
+            out.setdefault(key, value)
+    return out
+
+
 def leaderboard_rows(runs: Sequence[tuple[Path, dict[str, Any]]]) -> list[dict[str, Any]]:
     """One row per run (raw values; None = missing), sorted by dataset, lang, split, method,
     profile, backend, device, then source file name."""
     rows = []
     for path, run in runs:
-        acc = run.get("accuracy") or {}
+        acc = _scores(run)
         eff = run.get("efficiency") or {}
         env = run.get("environment") or {}
         params = eff.get("params") or {}
@@ -466,10 +489,10 @@ def leaderboard_rows(runs: Sequence[tuple[Path, dict[str, Any]]]) -> list[dict[s
 def _signatures(rows: Sequence[dict[str, Any]]) -> list[str]:
     sigs: set[str] = set()
     for row in rows:
-        acc = row["_run"].get("accuracy") or {}
-        for key, value in acc.items():
-            if key.endswith("signature") and isinstance(value, str) and value.strip():
-                sigs.add(value.strip())
+        for acc in _score_sets(row["_run"]):
+            for key, value in acc.items():
+                if key.endswith("signature") and isinstance(value, str) and value.strip():
+                    sigs.add(value.strip())
     return sorted(sigs)
 
 

@@ -353,6 +353,22 @@ def test_variant_runs_are_separate_rows(tmp_path: Path) -> None:
     assert rows[1]["BLEU-4"] == "12.5"
 
 
+def test_other_task_scores_come_from_extra(tmp_path: Path) -> None:
+    """A recognition run that also translates (SignX) keeps BLEU / ROUGE-L under
+    ``extra.translation``: the leaderboard shows them next to its WER, with both signatures."""
+    translation = {**make_run()["accuracy"], "bleu4": 7.5, "signature": "sigT"}
+    rec = make_run(method="signx", task="recognition",
+                   accuracy={"wer": 33.25, "sub": 10.0, "del": 20.0, "ins": 3.25,
+                             "signature": "sigW"},
+                   extra={"translation": translation, "ctc_wer": 40.0})
+    path = write_json(tmp_path / "r.json", rec)
+    build_leaderboard([path], [], tmp_path / "out")
+    (row,) = read_csv(tmp_path / "out" / "leaderboard.csv")
+    assert row["WER"] == "33.25" and row["BLEU-4"] == "7.5" and row["ROUGE-L"] == "45"
+    md = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "`sigT`" in md and "`sigW`" in md
+
+
 def test_collect_inputs_discovers_runs(inputs: dict[str, Path], tmp_path: Path) -> None:
     runs = inputs["hypersign"].parent
     write_json(runs / "tokenizer.json", {"model": {"type": "BPE"}})  # not a run: skipped

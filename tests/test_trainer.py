@@ -374,3 +374,22 @@ def test_ddp_two_processes_match_one(tmp_path):
 if __name__ == "__main__" and "--ddp-worker" in sys.argv:
     torch.set_num_threads(1)
     _ddp_train(Path(sys.argv[sys.argv.index("--ddp-worker") + 1]), batch_size=4)
+
+
+def test_epoch_and_fit_hooks_are_called(data, tmp_path):
+    """``on_epoch_end(record)`` after every epoch (with its dev score) and ``on_fit_end()`` once,
+    after the best weights are back."""
+    tr, dv, tok = data
+    model = make_method(tok, epochs=(1, 2))
+    seen: list = []
+    model.on_epoch_end = lambda record: seen.append(dict(record))
+    model.on_fit_end = lambda: seen.append("fit_end")
+    result = Trainer(model, tr, dv, TrainConfig(progress=False,
+                                                checkpoint_dir=tmp_path / "ck")).fit()
+    assert seen[-1] == "fit_end" and seen.count("fit_end") == 1
+    records = seen[:-1]
+    assert [(r["stage"], r["epoch"]) for r in records] == [("warmup", 0), ("main", 0),
+                                                           ("main", 1)]
+    assert seen.index("fit_end") == len(records)  # after the last epoch
+    assert all("bleu4" in r["dev"] for r in records)
+    assert records == result.history

@@ -30,6 +30,11 @@ papers are vague: dev decoding during training is greedy (``dev_beam_size=1``) t
 cheap; the final evaluation uses the method's beam; ``loss`` on dev is the mean of the batch
 ``loss`` values of ``training_step`` in eval mode.
 
+Optional method hooks: ``on_epoch_end(record)`` after each epoch (``record`` = the history entry:
+stage, epoch, losses and, when scored, ``dev``) and ``on_fit_end()`` after the best weights are
+loaded back — e.g. SignX's averaging of its best checkpoints. Hooks keep their own state in
+memory; a resumed run starts them afresh.
+
 Distributed (``torchrun``; :mod:`harness.train.distributed`): the method is wrapped in
 ``DistributedDataParallel`` per stage (called as ``ddp(batch, state)``, since
 ``SLTMethod.forward`` is ``training_step``), data is sharded by the sampler's
@@ -421,6 +426,9 @@ class Trainer:
                             best = stage_best
                             pointers = ("last", "best")
                 history.append(record)
+                on_epoch_end = getattr(method, "on_epoch_end", None)
+                if on_epoch_end is not None:  # optional hook, e.g. checkpoint averaging
+                    on_epoch_end(record)
                 if self.info.is_main and cfg.progress:
                     dev = record.get("dev", {})
                     dev_text = "".join(f" dev {k}={v:.3f}" for k, v in dev.items())
@@ -436,6 +444,9 @@ class Trainer:
                 self._save(f"e-{self.global_step:08d}", pointers, meta, state_out)
 
         self._load_best(best)
+        on_fit_end = getattr(method, "on_fit_end", None)
+        if on_fit_end is not None:  # optional hook after the best weights are back
+            on_fit_end()
         return TrainResult(epochs=epochs_done, steps=self.global_step,
                            wall_s=wall_before + time.perf_counter() - t0,
                            final_losses=final_losses,
