@@ -14,7 +14,9 @@ synthetic train split), untrained, so every beam runs to ``max_len`` — the sam
 every backend, and an accuracy check before speed: the eager and fused generations must agree.
 Tiny profile on CPU; paper profile (random init, the paper's dimensions, 224-px content-free
 frames) on GPU, skipped cleanly without CUDA. A method may define ``prepare_benchmark(profile,
-device)`` to adapt itself (e.g. run a 7B-sized LLM in bf16 on the GPU).
+device)`` to adapt itself (e.g. run a 7B-sized LLM in bf16 on the GPU), and
+``benchmark_variants`` (a class attribute: a tuple of override dicts, default ``({},)``) to time
+ablations side by side — SignBind-LLM's adaptive gate vs cross-attention fusion (O(T) vs O(T²)).
 
 ``frames`` = video frames in the batch, so the leaderboard's FPS is frames per second of
 end-to-end translation. Run ``pytest benchmarks/test_methods.py --benchmark-json out.json`` and
@@ -41,11 +43,23 @@ from harness.runner import (
     method_class,
 )
 
-METHODS = list_methods()
-CASES = [pytest.param(m, "cpu", "tiny", b, id=f"{m}-cpu-tiny-{b}")
-         for m in METHODS for b in ("eager", "native")]
-CASES += [pytest.param(m, "cuda", "paper", b, id=f"{m}-cuda-paper-{b}")
-          for m in METHODS for b in ("eager", "native", "triton")]
+
+def _variants(key: str) -> list[tuple[str, dict]]:
+    """(label, overrides) per benchmarked variant of a method (``benchmark_variants``)."""
+    from harness.runner import variant_name
+
+    out = []
+    for overrides in getattr(method_class(key), "benchmark_variants", ({},)):
+        name = variant_name(overrides)
+        out.append((key if name is None else f"{key}[{name}]", dict(overrides)))
+    return out
+
+
+VARIANTS = [(m, label, ov) for m in list_methods() for label, ov in _variants(m)]
+CASES = [pytest.param(m, ov, "cpu", "tiny", b, id=f"{label}-cpu-tiny-{b}")
+         for m, label, ov in VARIANTS for b in ("eager", "native")]
+CASES += [pytest.param(m, ov, "cuda", "paper", b, id=f"{label}-cuda-paper-{b}")
+          for m, label, ov in VARIANTS for b in ("eager", "native", "triton")]
 BATCH = {"tiny": 4, "paper": 2}
 MAX_LEN = {"tiny": 30, "paper": 40}
 PAPER_RESOLUTION = 224
@@ -89,12 +103,14 @@ def _batch(model, samples, resources, profile: str, device: str):
     return batch.to(device)
 
 
-@pytest.mark.parametrize(("method", "device", "profile", "backend"), CASES)
-def test_method_inference(bench, method, device, profile, backend):
+@pytest.mark.parametrize(("method", "overrides", "device", "profile", "backend"), CASES)
+def test_method_inference(bench, method, overrides, device, profile, backend):
+    from harness.runner import variant_name
+
     name = _backend(device, backend)
     train, resources, resolution = _setup(method)
     torch.manual_seed(0)
-    model = build_method(method, profile, resources).to(device).eval()
+    model = build_method(method, profile, resources, overrides).to(device).eval()
     prepare = getattr(model, "prepare_benchmark", None)
     if prepare is not None:
         prepare(profile, torch.device(device))
@@ -117,5 +133,5 @@ def test_method_inference(bench, method, device, profile, backend):
                        "res": PAPER_RESOLUTION if profile == "paper" else resolution,
                        "beam": beam, "max_len": max_len},
                 rounds=3 if profile == "tiny" else 5, method=method, profile=profile,
-                params=total)
+                params=total, variant=variant_name(overrides))
     assert out == reference  # accuracy before speed: fused backends translate identically

@@ -716,6 +716,8 @@ def method_rows(files: Sequence[tuple[Path, dict[str, Any]]]) -> list[dict[str, 
         if fps is None and _num(extra.get("frames")) is not None:
             fps = float(extra["frames"]) / median
         method = extra.get("method") or extra.get("op") or b.entry.get("group") or b.entry["name"]
+        if extra.get("variant"):  # an ablation timed side by side, as in leaderboard.md
+            method = f"{method} ({extra['variant']})"
         rows.append(
             {
                 "method": str(method),

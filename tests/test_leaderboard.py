@@ -524,3 +524,18 @@ def test_bench_fixture_end_to_end(tmp_path: Path) -> None:
     build_leaderboard([], [out_json], out)
     assert [r["op"] for r in read_csv(out / "kernels.csv")] == ["axpy"] + ["x"] * has_cuda
     assert [r["method"] for r in read_csv(out / "methods.csv")] == ["demo"]
+
+
+def test_method_variants_are_separate_rows(tmp_path: Path) -> None:
+    from harness.leaderboard import method_rows
+
+    def entry(name: str, median: float, **extra: Any) -> dict[str, Any]:
+        return {"name": name, "stats": {"median": median},
+                "extra_info": {"kind": "method", "method": "signbind", "profile": "tiny",
+                               "backend": "native", "device": "cpu", "frames": 10, **extra}}
+
+    data = {"machine_info": {}, "datetime": "2026-01-01T00:00:00",
+            "benchmarks": [entry("a", 0.5), entry("b", 0.25, variant="fusion=cross")]}
+    rows = method_rows([(tmp_path / "m.json", data)])
+    assert [(r["method"], r["FPS"]) for r in rows] == [("signbind", 20.0),
+                                                       ("signbind (fusion=cross)", 40.0)]
