@@ -74,19 +74,63 @@ at V = 2,172):
   parameter count that includes it sees; ours is a buffer. Total = + ViT + two mBART encoders
   (V = 2,172) = 345,428,015 vs 346,123,973 (−0.2 %).
 
+* **Text pretraining** (stage ``text_pretrain``, tiny only; ``text_pretrain_epochs``): the paper
+  starts from pretrained mBART-cc25, which we do not have. As a stand-in, the tiny mBART first
+  learns denoising autoencoding of the train sentences (``text_mask_prob`` 0.35 of the tokens
+  replaced by ``<unk>``, reconstruct the sentence; lr ``text_pretrain_lr``); at the first step
+  of the next stage the frozen text encoder ψ_te is copied from the text-pretrained encoder, so
+  L_align aligns video with a trained (not random) text encoder. The paper profile has 0 epochs
+  (``init=`` loads cc25).
+* **LayerScale init** (``vit_init_values``, ``temporal_layer_scale``): 1e-5 (DINOv2 / Sign2GPT,
+  the paper profile) is for fine-tuning pretrained weights; trained from scratch it leaves the
+  ViT's CLS token almost independent of the image at the start. Tiny: 1.0.
+
 Profiles
 --------
-``tiny``: 28 × 28 frames (2 × 2 patches of 14), ViT 64 wide / 3 blocks / 2 heads, D* 64,
-temporal 64 wide / 4 layers / 4 heads / FFN 128, mBART d 128, 2 + 2 layers, 4 heads, FFN 256,
-text encoder 2 layers; frame stride 4; 4 + 2 + 6 epochs (lr 1e-3 one-cycle, 16 warm-up steps,
-label smoothing 0.1); runner data ``TINY_DATA``. ``paper``: the sizes above, frame stride 2,
-100 + 100 + 200 epochs at lr 3e-4, batch 16.
+``tiny``: 28 × 28 frames (2 × 2 patches of 14), ViT 64 wide / 3 blocks / 2 heads (LayerScale
+1.0), D* 64, temporal 64 wide / 4 layers / 4 heads / FFN 128, mBART d 128, 2 + 2 layers, 4 heads,
+FFN 256, text encoder 2 layers; frame stride 4; 8 text-pretraining + 8 pretraining (lr 3e-3)
++ 2 + 8 fine-tuning epochs (lr 2e-3 one-cycle, 16 warm-up steps, label smoothing 0.2, as
+HyperSign's tiny profile); runner data ``TINY_DATA``. ``paper``: the sizes above, frame stride
+2, 100 + 100 + 200 epochs at lr 3e-4, batch 16.
 
-Measured (``OMP_NUM_THREADS=1 signbench run --methods hfa``, tiny, on the shared 2-core machine
-at load ≈ 8): 125 s for the whole run (the runner's figure; 141 s wall); dev L_pre was lowest
-after pretraining epoch 1 (kept); fine-tuning loss 5.85 → 2.87, still falling at the last
-epoch; test BLEU-4 6.09 (dev 0.00 with beam 5, 2.4 greedy; untrained: 0). The tiny model is
-under-trained at this budget; more fine-tuning epochs are the first knob to turn.
+Making the tiny profile learn (measured; dev = 32 synthetic samples, train 256, one thread)
+-------------------------------------------------------------------------------------------
+Before: ``signbench run --methods hfa`` took 41.7 s CPU (user + sys), dev / test BLEU-4
+0.0 / 6.2 (beam 5); the decoder learnt the sentence prior: every dev sample got the same
+sentence. Experiments (``Trainer`` on cached data; dev cross-entropy with the real video vs the
+video of another sample, and dev BLEU-4 greedy / beam 5):
+
+=====================================================  ====  ===============  ===========
+change (cumulative unless said; CPU = training only)    CPU   dev CE real/shuf BLEU-4 g/b5
+=====================================================  ====  ===============  ===========
+pretrain 8 ep lr 3e-3, fine-tune lr 2e-3, 8 ep, LS .2   43 s  3.168 / 3.171    0.0 / 0.0
++ text pretraining 8 ep                                 52 s  3.130 / 3.130    0.0 / 0.0
++ LayerScale 1.0 (ViT, temporal)                        52 s  3.129 / 3.127    0.0 / 2.7
+same + ViT patch 7 (4 × 4 patches)                      78 s  3.100 / 3.101    2.4 / 0.0
+=====================================================  ====  ===============  ===========
+
+Diagnosis: the *visual* side learns nothing per sample within this budget. L_psp on train
+plateaus at 0.19–0.20 — the BCE of predicting each pseudo-gloss's frequency (0.186 on the 256
+train samples: 6.8 pseudo-glosses of U = 125 per sample) — with the 2 × 2-patch ViT, with
+4 × 4 / 7 × 7 patches, with frame stride 2 and without psp dropout (160-step probes). The
+prototypes are not the cause (PPMI-SVD vectors: mean off-diagonal cosine 0.05, mean nearest
+other 0.25). L_align falls on train (2.77 → 1.9 = memorisation) but dev L_align stays at or
+above chance (ln 32 = 3.47). So the decoder has nothing to read and learns the prior; the text
+pretraining only lowers the starting fine-tuning loss (5.7 → 2.97). HyperSign's RGB stream,
+which did learn, had *gloss* CTC supervision (20 epochs × 512 samples); HFA's weakly supervised
+sentence-level pseudo-gloss signal on a from-scratch ViT would need far more steps than ~110 s
+of CPU. Untried for lack of time: many more pretraining epochs on more (cheap) synthetic
+samples with a cheaper frame encoder, mean-pooled patch tokens instead of CLS.
+
+Measured final runs
+-------------------
+``/usr/bin/time -v env OMP_NUM_THREADS=1 signbench run --methods hfa`` with these defaults (tiny,
+shared machine; CPU = user + sys): 74.8 s CPU (was 41.7 s); dev / test BLEU-4 3.74 / 4.19,
+ROUGE-L 25.9 / 23.3 (beam 5); best pretraining epoch 2 of 8 (dev L_pre 3.75). The λ ablation
+(``--set psp_weight=0``): 69.3 s CPU, dev / test BLEU-4 3.74 / 4.19 — identical, because both
+models emit one and the same sentence for all 32 dev samples: the tiny profile still does **not**
+translate from video (see the diagnosis above); its scores are the sentence prior's.
 """
 
 from __future__ import annotations
@@ -106,6 +150,7 @@ from baselines.common import mbart as mb
 from baselines.hfa_prototypes import PROTOTYPE_DIM, PseudoGlossHead, build_prototypes, multi_hot
 from baselines.hfa_temporal import TemporalEncoder
 
+TEXT_PRETRAIN_STAGE = "text_pretrain"
 PRETRAIN_STAGE = "pretrain"
 FINETUNE_DECODER_STAGE = "finetune_decoder"
 FINETUNE_ALL_STAGE = "finetune_all"
@@ -138,6 +183,7 @@ class HFAConfig:
     vit_depth: int = 3
     vit_heads: int = 2
     vit_init: str | None = None
+    vit_init_values: float | None = 1.0  # LayerScale init (DINOv2 / paper: 1e-5)
     vit_train: str = "full"
     vit_lora_blocks: int = 3
     vit_lora_r: int = 4
@@ -153,6 +199,7 @@ class HFAConfig:
     window: int = 7
     downsample_after: int = 2
     dropout: float = 0.1
+    temporal_layer_scale: float = 1.0  # LayerScale init of the temporal blocks (paper: 1e-5)
     # video level / language model
     d_model: int = 128
     mbart_layers: tuple[int, int] = (2, 2)
@@ -167,22 +214,26 @@ class HFAConfig:
     mbart_lora_r: int = 16
     mbart_lora_alpha: float = 32.0
     mbart_lora_dropout: float = 0.1
+    # text pretraining (stand-in for the pretrained mBART-cc25 the paper starts from; tiny only)
+    text_pretrain_epochs: int = 8
+    text_pretrain_lr: float = 3e-3
+    text_mask_prob: float = 0.35
     # pretraining
     psp_weight: float = 1.0  # λ of eq. (5); Table 2: 0, 0.5, 1
     fasttext: str | None = None  # local fastText model (.vec / .bin) for the prototypes
     prototype_temperature: float = 0.1
     psp_dropout: float = 0.2
     align_temperature: float = 0.07
-    pretrain_epochs: int = 4
-    pretrain_lr: float = 1e-3
+    pretrain_epochs: int = 8
+    pretrain_lr: float = 3e-3
     pretrain_warmup_steps: int = 16
     # fine-tuning
     finetune_decoder_epochs: int = 2
-    finetune_all_epochs: int = 6
-    lr: float = 1e-3
+    finetune_all_epochs: int = 8
+    lr: float = 2e-3
     weight_decay: float = 1e-3
     warmup_steps: int = 16
-    label_smoothing: float = 0.1
+    label_smoothing: float = 0.2
     batch_size: int = 16
 
     def validate(self) -> None:
@@ -196,8 +247,11 @@ class HFAConfig:
         if not 0 <= self.vit_lora_blocks <= self.vit_depth:
             raise ValueError(f"HFAConfig.vit_lora_blocks {self.vit_lora_blocks} must be in "
                              f"[0, vit_depth={self.vit_depth}]")
-        for name in ("psp_weight", "pretrain_epochs", "finetune_decoder_epochs",
-                     "finetune_all_epochs", "label_smoothing"):
+        if not 0 <= self.text_mask_prob < 1:
+            raise ValueError(f"HFAConfig.text_mask_prob must be in [0, 1), got "
+                             f"{self.text_mask_prob}")
+        for name in ("psp_weight", "text_pretrain_epochs", "pretrain_epochs",
+                     "finetune_decoder_epochs", "finetune_all_epochs", "label_smoothing"):
             if getattr(self, name) < 0:
                 raise ValueError(f"HFAConfig.{name} must be >= 0, got {getattr(self, name)}")
         for name in ("frame_stride", "batch_size", "prototype_temperature", "align_temperature",
@@ -209,7 +263,8 @@ class HFAConfig:
 
 
 PAPER_CONFIG = HFAConfig(
-    img_size=224, vit_img_size=518, vit_dim=384, vit_depth=12, vit_heads=6, vit_train="lora",
+    img_size=224, vit_img_size=518, vit_init_values=1e-5, temporal_layer_scale=1e-5,
+    text_pretrain_epochs=0, vit_dim=384, vit_depth=12, vit_heads=6, vit_train="lora",
     frame_dim=512,
     temporal_dim=512, temporal_heads=8, temporal_ffn=2048, d_model=1024, mbart_layers=(12, 12),
     frame_stride=2, mbart_heads=16, mbart_ffn=4096, mbart_attention_dropout=0.1,
@@ -265,7 +320,8 @@ class HFA(SLTMethod):
         self.vit = VisionTransformer(img_size=cfg.vit_img_size or cfg.img_size,
                                      patch_size=cfg.patch_size,
                                      embed_dim=cfg.vit_dim, depth=cfg.vit_depth,
-                                     num_heads=cfg.vit_heads)
+                                     num_heads=cfg.vit_heads,
+                                     init_values=cfg.vit_init_values)
         if cfg.vit_init is not None:
             from baselines.common.weights import load_weights
 
@@ -285,7 +341,8 @@ class HFA(SLTMethod):
         self.temporal = TemporalEncoder(cfg.frame_dim, cfg.temporal_dim, cfg.temporal_layers,
                                         cfg.temporal_heads, cfg.temporal_ffn, cfg.window,
                                         cfg.downsample_after, out_dim=cfg.d_model,
-                                        dropout=cfg.dropout)
+                                        dropout=cfg.dropout,
+                                        layer_scale=cfg.temporal_layer_scale)
         # video level
         size = mb.MBartSize(d_model=cfg.d_model, encoder_layers=cfg.mbart_layers[0],
                             decoder_layers=cfg.mbart_layers[1], heads=cfg.mbart_heads,
@@ -319,6 +376,7 @@ class HFA(SLTMethod):
         self._dev_epoch: int | None = None
         self._best_snapshot: dict[str, torch.Tensor] | None = None
         self._restored = False
+        self._text_encoder_synced = False
         self.pretrain_best: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------------------ stages
@@ -353,6 +411,13 @@ class HFA(SLTMethod):
         options = {"batch_size": cfg.batch_size}
         losses = ("loss_align", "loss_psp") if cfg.psp_weight > 0 else ("loss_align",)
         stages = []
+        if cfg.text_pretrain_epochs > 0:
+            stages.append(Stage(name=TEXT_PRETRAIN_STAGE, epochs=cfg.text_pretrain_epochs,
+                                lr=cfg.text_pretrain_lr, weight_decay=cfg.weight_decay,
+                                trainable=(*ENCODER_PREFIXES, *DECODER_PREFIXES),
+                                losses=("loss_text",), scheduler="onecycle",
+                                warmup_steps=cfg.warmup_steps, grad_clip=1.0, monitor="loss",
+                                options=options))
         if cfg.pretrain_epochs > 0:
             stages.append(Stage(name=PRETRAIN_STAGE, epochs=cfg.pretrain_epochs,
                                 lr=cfg.pretrain_lr, weight_decay=cfg.weight_decay,
@@ -452,6 +517,43 @@ class HFA(SLTMethod):
             total = total + cfg.psp_weight * out["loss_psp"]
         return {"loss": total, **{k: v.detach() for k, v in out.items()}}
 
+    def text_pretrain_step(self, batch: Any) -> dict[str, torch.Tensor]:
+        """Denoising text autoencoding (stage ``text_pretrain``): mBART reads the sentence with
+        ``text_mask_prob`` of its tokens replaced by ``<unk>`` and reconstructs it."""
+        ids, tmask = self._text(batch)
+        noisy = ids
+        special = torch.zeros_like(tmask)
+        for sid in (self.mbart.config.bos_token_id, self.mbart.config.eos_token_id,
+                    self.mbart.config.pad_token_id):
+            special = special | (ids == sid)
+        if self.training and self.config.text_mask_prob > 0:
+            drop = (torch.rand(ids.shape, device=ids.device) < self.config.text_mask_prob)
+            unk = self.tokenizer.unk_id if self.tokenizer is not None else None
+            noisy = ids.masked_fill(drop & tmask & ~special,
+                                    unk if unk is not None else self.mbart.config.pad_token_id)
+        with self.nvtx("encoder"):
+            emb = self.mbart.get_input_embeddings()(noisy)
+            enc = mb.encode(self.mbart, emb, tmask)
+        with self.nvtx("decoder"):
+            logits, _ = mb.decode(self.mbart, enc, tmask, ids, tmask)
+        valid = tmask[:, 1:]
+        loss = F.cross_entropy(logits[valid].float(), ids[:, 1:][valid],
+                               label_smoothing=self.config.label_smoothing)
+        return {"loss": loss, "loss_text": loss.detach()}
+
+    @torch.no_grad()
+    def sync_text_encoder(self) -> None:
+        """ψ_te ← the (text-pretrained) mBART encoder, base weights only (LoRA factors skipped)."""
+        source = {n.replace(".base_layer", ""): t
+                  for n, t in self.mbart.get_encoder().state_dict().items() if "lora_" not in n}
+        target = self.text_encoder.state_dict()
+        missing = sorted(set(target) - set(source))
+        if missing:
+            raise ValueError(f"hfa: cannot copy the mBART encoder into the text encoder; "
+                             f"missing {missing[:5]}")
+        self.text_encoder.load_state_dict({n: source[n] for n in target})
+        self._text_encoder_synced = True
+
     def translation_step(self, batch: Any) -> dict[str, torch.Tensor]:
         ids, tmask = self._text(batch)
         x, mask = self.video_inputs(batch)
@@ -467,7 +569,12 @@ class HFA(SLTMethod):
     def training_step(self, batch: Any, state: TrainState | None = None
                       ) -> dict[str, torch.Tensor]:
         """Stage ``pretrain``: L_pre; the fine-tuning stages: the translation loss (eq. 6)."""
+        if state is not None and state.stage.name == TEXT_PRETRAIN_STAGE:
+            return self.text_pretrain_step(batch)
         pretraining = state is not None and state.stage.name == PRETRAIN_STAGE
+        if (self.training and state is not None and self.config.text_pretrain_epochs > 0
+                and not self._text_encoder_synced):
+            self.sync_text_encoder()  # the frozen text encoder starts from the text-pretrained one
         if self.training:
             self._finish_dev_round()
             if not pretraining and self._best_snapshot is not None and not self._restored:
@@ -588,5 +695,6 @@ __all__ = [
     "PAPER_CONFIG",
     "PAPER_TABLE3",
     "PRETRAIN_STAGE",
+    "TEXT_PRETRAIN_STAGE",
     "HFAConfig",
 ]

@@ -35,7 +35,7 @@ from harness.text import PseudoGlossExtractor, train_tokenizer
 SMALL = dict(img_size=14, vit_dim=32, vit_depth=2, vit_heads=2, vit_lora_blocks=1, frame_dim=32,
              temporal_dim=32, temporal_heads=2, temporal_ffn=64, d_model=32, mbart_layers=(1, 1),
              mbart_heads=2, mbart_ffn=64, mbart_max_positions=128, frame_stride=4,
-             dropout=0.0, mbart_dropout=0.0, psp_dropout=0.0)
+             dropout=0.0, mbart_dropout=0.0, psp_dropout=0.0, text_pretrain_epochs=0)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -336,6 +336,36 @@ def test_short_pretrain_and_finetune_learns(corpus):
     after = translation_scores(m.generate(batches[0], beam_size=1, max_len=30), refs)
     assert after["rouge_l"] > before["rouge_l"] + 10.0, (before, after)
     assert after["bleu4"] > before["bleu4"], (before, after)
+
+
+def test_text_pretraining_learns_and_seeds_the_text_encoder(corpus):
+    train, _, tok, _ = corpus
+    m = make(corpus, text_pretrain_epochs=1, label_smoothing=0.0)
+    stages = m.stages()
+    assert [s.name for s in stages][:2] == [hfa.TEXT_PRETRAIN_STAGE, hfa.PRETRAIN_STAGE]
+    text_stage = stages[0]
+    names = m.apply_stage(text_stage)
+    assert names and all(n.startswith("mbart.") for n in names)
+    b = batch_of(train[:12], tok)
+    m.train()
+    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=3e-3)
+    losses = []
+    for _ in range(25):
+        out = m.training_step(b, state_for(text_stage))
+        out["loss"].backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(float(out["loss_text"]))
+    assert np.mean(losses[-3:]) < 0.75 * np.mean(losses[:3]), losses
+    # the text encoder is still the initial copy until the next stage's first training step
+    enc = m.mbart.get_encoder().layers[0].fc1.weight
+    assert not torch.equal(m.text_encoder.layers[0].fc1.weight, enc)
+    m.apply_stage(stages[1])
+    m.training_step(b, state_for(stages[1]))
+    torch.testing.assert_close(m.text_encoder.layers[0].fc1.weight, enc.detach())
+    assert not m.text_encoder.layers[0].fc1.weight.requires_grad
+    with pytest.raises(ValueError, match="text_mask_prob"):
+        make(corpus, text_mask_prob=1.0)
 
 
 @pytest.mark.slow

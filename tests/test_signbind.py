@@ -320,3 +320,35 @@ def test_expert_module_masks_padding():
     targets = torch.tensor([[1, 2], [3, 1]])
     loss = ctc_loss(logits, mask, targets, torch.tensor([2, 1]))
     assert loss.dim() == 0 and math.isfinite(float(loss.detach()))
+
+
+def test_frozen_encoder_features_cached_in_training_only(corpus):
+    """train_encoders=False: stage 1 trains the experts on cached ViT features that equal the
+    recomputed ones; ``generate`` paths never read the cache."""
+    method = _method(corpus)
+    batch = _batch(method, corpus)
+    stage = _stage(method, MANUAL_STAGE)
+    names = method.apply_stage(stage)
+    assert not any(n.startswith("frame_encoder.") for n in names)
+    _train(method, batch, stage, 2)
+    cache = method._feature_cache["frame"]
+    assert set(cache) == set(batch.names)
+    method.eval()
+    fresh, mask = method.frame_features(batch)  # outside training_step: recomputed
+    for i, name in enumerate(batch.names):
+        torch.testing.assert_close(cache[name], fresh[i, : int(mask[i].sum())])
+    cache[batch.names[0]] = cache[batch.names[0]] + 1.0  # a stale cache would show up
+    again, _ = method.frame_features(batch)
+    torch.testing.assert_close(again, fresh)
+
+
+def test_fusion_warm_start_copies_the_sign_head(corpus):
+    method = _method(corpus)
+    method.apply_stage(_stage(method, FUSION_STAGE))
+    torch.testing.assert_close(method.fusion.head.weight, method.sign_expert.head.weight)
+    proj = method.fusion_proj["sign"].weight
+    torch.testing.assert_close(proj, torch.eye(proj.shape[0]))
+    assert not method.warm_start_fusion()  # once per model
+    cold = _method(corpus, fusion_warm_start=False)
+    cold.apply_stage(_stage(cold, FUSION_STAGE))
+    assert not torch.equal(cold.fusion.head.weight, cold.sign_expert.head.weight)
