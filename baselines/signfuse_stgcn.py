@@ -39,7 +39,15 @@ block 1, as ST-GCN; identity when shapes match, else 1×1 conv with stride + BN)
 before the temporal BN in training. Input: (x, y) of each joint (C = 2, confidence dropped as in
 the paper's s_t ∈ R^{75×2}), signer-normalised first (centre = mid-shoulder, unit = shoulder
 width, over the whole clip; hands and face stay in that body frame so the graph sees one
-coordinate system), then ST-GCN's ``data_bn`` (BatchNorm over V·C). Padded frames are zero before
+coordinate system), then — ``hand_gain`` > 0 (SignFuse's default 3, ``skeleton_hand_gain``) —
+each hand's 20 non-wrist joints replaced by their offset from that hand's wrist (same unit) ×
+``hand_gain``, the wrists staying in the body frame; then ST-GCN's ``data_bn`` (BatchNorm over
+V·C). Why the hand-local coordinates (ours; C stays 2, the paper's (x, y)): in the body frame a
+hand's finger configuration is a ~0.01–0.03 ripple on a ~0.2 wrist trajectory, and every finger
+joint mostly repeats the wrist's motion; wrist-relative offsets make the handshape as large as
+the trajectory (the recipe of ``baselines.common.encoders.normalize_keypoints``, whose keypoint
+stream learns gloss CTC quickly), while no information is lost (wrist + offsets give back every
+joint). ``hand_gain`` = 0 is the literal body-frame input. Padded frames are zero before
 and after every block (so a batch's padding never leaks into valid frames through the temporal
 convs beyond what zero padding would). Output: mean over joints → (B, T', 512),
 T' = ⌈T/2⌉.
@@ -74,6 +82,9 @@ SKELETON_EDGES: tuple[tuple[int, int], ...] = tuple(SIGNFUSE_75_EDGES) + LINK_ED
 PARTITIONS: tuple[str, ...] = ("self", "inward", "outward")
 #: Shoulder joints (left, right) used to normalise the skeleton.
 SHOULDERS: tuple[int, int] = (_BODY + 11, _BODY + 12)
+#: First joint (the wrist) of each hand, and joints per hand (hands are joints 0–41).
+HAND_STARTS: tuple[int, int] = (0, 21)
+HAND_JOINTS = 21
 
 
 def adjacency(num_nodes: int, edges: Sequence[tuple[int, int]]) -> np.ndarray:
@@ -127,10 +138,13 @@ def skeleton_partitions() -> np.ndarray:
     return spatial_partitions(NUM_SIGNFUSE, SKELETON_EDGES, ROOT_JOINT)
 
 
-def normalize_skeleton(kp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def normalize_skeleton(kp: torch.Tensor, mask: torch.Tensor, hand_gain: float = 0.0
+                       ) -> torch.Tensor:
     """(B, T, 75, ≥2) keypoints → (B, T, 75, 2) signer-normalised (x, y); undetected joints
     (confidence 0) and padded frames are zero. Centre = mean mid-shoulder over the clip's frames
-    that see both shoulders, unit = their mean shoulder width (image frame when none)."""
+    that see both shoulders, unit = their mean shoulder width (image frame when none).
+    ``hand_gain`` > 0: each hand's joints 1–20 become wrist-relative (joint − hand wrist, same
+    unit) × ``hand_gain``; the hand wrists stay in the body frame (module docstring)."""
     xy = kp[..., :2]
     conf = kp[..., 2] if kp.shape[-1] > 2 else torch.ones_like(kp[..., 0])
     valid_t = mask.to(kp.dtype)
@@ -143,7 +157,16 @@ def normalize_skeleton(kp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     has = both.sum(1) > 0
     mid = torch.where(has[:, None], mid, torch.full_like(mid, 0.5))
     width = torch.where(has, width, torch.full_like(width, 0.5)).clamp_min(1e-3)
-    return (xy - mid[:, None, None, :]) / width[:, None, None, None] * seen[..., None]
+    body = (xy - mid[:, None, None, :]) / width[:, None, None, None] * seen[..., None]
+    if hand_gain <= 0:
+        return body
+    parts = []
+    for start in HAND_STARTS:
+        wrist, fingers = body[:, :, start:start + 1], body[:, :, start + 1:start + HAND_JOINTS]
+        both_seen = seen[:, :, start + 1:start + HAND_JOINTS, None] * seen[:, :, start:start + 1,
+                                                                          None]
+        parts += [wrist, (fingers - wrist) * hand_gain * both_seen]
+    return torch.cat([*parts, body[:, :, HAND_STARTS[-1] + HAND_JOINTS:]], dim=2)
 
 
 class STGCNBlock(nn.Module):
@@ -195,13 +218,13 @@ class STGCN(nn.Module):
 
     def __init__(self, channels: Sequence[int] = (2, 64, 128, 256, 512), kernel: int = 9,
                  strides: Sequence[int] = (1, 1, 2, 1), dropout: float = 0.0,
-                 joints: int = NUM_SIGNFUSE) -> None:
+                 joints: int = NUM_SIGNFUSE, hand_gain: float = 0.0) -> None:
         super().__init__()
         if len(strides) != len(channels) - 1:
             raise ValueError(f"STGCN: {len(channels) - 1} blocks but {len(strides)} strides")
         if joints != NUM_SIGNFUSE:
             raise ValueError(f"STGCN: the skeleton graph has {NUM_SIGNFUSE} joints, got {joints}")
-        self.joints, self.in_channels = joints, channels[0]
+        self.joints, self.in_channels, self.hand_gain = joints, channels[0], float(hand_gain)
         self.register_buffer("A", torch.from_numpy(skeleton_partitions()), persistent=False)
         self.data_bn = nn.BatchNorm1d(joints * channels[0])
         self.blocks = nn.ModuleList(
@@ -219,7 +242,7 @@ class STGCN(nn.Module):
         if tuple(mask.shape) != tuple(keypoints.shape[:2]):
             raise ValueError(f"STGCN: mask has shape {tuple(mask.shape)}, expected "
                              f"{tuple(keypoints.shape[:2])}")
-        x = normalize_skeleton(keypoints.float(), mask)  # (B, T, V, 2)
+        x = normalize_skeleton(keypoints.float(), mask, self.hand_gain)  # (B, T, V, 2)
         b, t, v, c = x.shape
         x = self.data_bn(x.permute(0, 2, 3, 1).reshape(b, v * c, t))
         x = x.view(b, v, c, t).permute(0, 2, 3, 1)  # (B, C, T, V)
@@ -232,6 +255,7 @@ class STGCN(nn.Module):
         return x.mean(-1).transpose(1, 2), mask  # mean over joints → (B, T', C)
 
 
-__all__ = ["LINK_EDGES", "PARTITIONS", "ROOT_JOINT", "SKELETON_EDGES", "STGCN", "STGCNBlock",
+__all__ = ["HAND_JOINTS", "HAND_STARTS", "LINK_EDGES", "PARTITIONS", "ROOT_JOINT",
+           "SKELETON_EDGES", "STGCN", "STGCNBlock",
            "adjacency", "downsampled_mask", "hop_distance", "normalize_skeleton",
            "normalized_adjacency", "skeleton_partitions", "spatial_partitions"]

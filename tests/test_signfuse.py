@@ -372,3 +372,45 @@ def test_resnet_init_loads_local_weights(tmp_path):
     torch.testing.assert_close(model.visual.backbone.conv1.weight, source.backbone.conv1.weight)
     with pytest.raises(ValueError, match="shape mismatch"):
         _model(resnet_init=str(path), resnet_base_width=4)
+
+
+def test_hand_local_skeleton_input():
+    from baselines.signfuse_stgcn import normalize_skeleton
+
+    torch.manual_seed(0)
+    kp = torch.rand(2, 5, 75, 3) + torch.tensor([0.0, 0.0, 0.5])  # every joint detected
+    mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
+    body = normalize_skeleton(kp, mask)
+    local = normalize_skeleton(kp, mask, hand_gain=3.0)
+    # independent reference: shoulders are pose joints 11 / 12 (42 + 11, 42 + 12)
+    b, t = 1, 2
+    ls, rs = kp[b, :3, 53, :2], kp[b, :3, 54, :2]
+    mid, width = ((ls + rs) / 2).mean(0), (ls - rs).norm(dim=-1).mean()
+    ref_body = (kp[b, t, :, :2] - mid) / width
+    torch.testing.assert_close(body[b, t], ref_body)
+    for wrist in (0, 21):
+        torch.testing.assert_close(local[b, t, wrist], ref_body[wrist])  # wrist: body frame
+        fingers = slice(wrist + 1, wrist + 21)
+        torch.testing.assert_close(local[b, t, fingers],
+                                   (ref_body[fingers] - ref_body[wrist]) * 3.0)
+    torch.testing.assert_close(local[:, :, 42:], body[:, :, 42:])  # pose and face unchanged
+    assert local[1, 3:].abs().sum() == 0  # padded frames stay zero
+
+
+def test_llm_pretrain_reads_a_text_prefix_and_prefix_use_report():
+    model = _model()
+    batch = _batch(4)
+    state = _state(model, "llm_pretrain")
+    prefix = model.pretrain_prefix(batch)
+    assert prefix.shape == (4, SMALL["sign_tokens"], 32)
+    model.config.llm_pretrain_noise = 0.0
+    torch.testing.assert_close(model.pretrain_prefix(batch), model.align_target(batch))
+    with torch.no_grad():
+        with_text = float(model.training_step(batch, state)["loss"])
+        model.config.llm_pretrain_prefix = "none"
+        prompt_only = float(model.training_step(batch, state)["loss"])
+    assert with_text != prompt_only  # the stand-in sign tokens reach the LM
+    samples, _ = _corpus()
+    extra = model.extra_metrics("dev", samples[:4], device=torch.device("cpu"), batch_size=4)
+    assert set(extra["lm_loss"]) == {"real", "shuffled", "prompt_only"}
+    assert all(math.isfinite(v) for v in extra["lm_loss"].values())
