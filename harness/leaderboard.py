@@ -519,6 +519,37 @@ def _unavailable_notes(rows: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _flat_figures(obj: Any, prefix: str = "", depth: int = 0) -> list[tuple[str, int | float]]:
+    """Numeric scalars of a run's ``extra`` as dotted names (nested objects up to 3 levels;
+    lists, strings and the other task's score sets — shown in the table — are skipped)."""
+    out: list[tuple[str, int | float]] = []
+    if not isinstance(obj, dict) or depth > 2:
+        return out
+    for key in sorted(obj):
+        value = obj[key]
+        if depth == 0 and key in _EXTRA_SCORE_KEYS:
+            continue
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out += _flat_figures(value, f"{name}.", depth + 1)
+        elif _finite(value) and not isinstance(value, bool):
+            out.append((name, value))
+    return out
+
+
+def _extra_notes(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """``- method / split: name value, ...`` for runs whose JSON carries method-specific figures
+    (``extra``: e.g. SignBind-LLM's letter accuracy and gate α per segment type)."""
+    lines = []
+    for row in rows:
+        figures = _flat_figures(row["_run"].get("extra"))
+        if figures:
+            text = ", ".join(f"{name} {value if isinstance(value, int) else fmt_sig(value)}"
+                             for name, value in figures)
+            lines.append(f"- {row['method']} / {row['split']}: {text}")
+    return lines
+
+
 def render_leaderboard(rows: Sequence[dict[str, Any]]) -> tuple[str, str]:
     """(markdown, csv) for the run leaderboard."""
     notes: list[str] = []
@@ -526,6 +557,9 @@ def render_leaderboard(rows: Sequence[dict[str, Any]]) -> tuple[str, str]:
     if sigs:
         notes += ["Metric signatures:", "", *(f"- `{s}`" for s in sigs), ""]
     notes.append(_LEADERBOARD_NOTES)
+    extra = _extra_notes(rows)
+    if extra:
+        notes += ["", "Method-specific figures (run JSON `extra`):", "", *extra]
     unavailable = _unavailable_notes(rows)
     if unavailable:
         notes += ["", "Unavailable figures (shown as —) and why:", "", *unavailable]

@@ -367,6 +367,8 @@ def test_other_task_scores_come_from_extra(tmp_path: Path) -> None:
     assert row["WER"] == "33.25" and row["BLEU-4"] == "7.5" and row["ROUGE-L"] == "45"
     md = (tmp_path / "out" / "leaderboard.md").read_text()
     assert "`sigT`" in md and "`sigW`" in md
+    # the other figures of extra are listed under the table (the score set is not repeated)
+    assert "- signx / test: ctc_wer 40" in md and "bleu4 7.5" not in md
 
 
 def test_collect_inputs_discovers_runs(inputs: dict[str, Path], tmp_path: Path) -> None:
