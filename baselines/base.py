@@ -136,6 +136,22 @@ class SLTMethod(nn.Module):
         """Video frames in ``batch`` (the sum of per-sample lengths), for FPS."""
         return int(batch.lengths.sum().item())
 
+    def count_parameters_by_group(self, groups: dict[str, tuple[str, ...]]
+                                  ) -> tuple[int, int, dict[str, int]]:
+        """(total, trainable, per-group counts) for ``param_report``: each parameter counts
+        towards the first group one of whose name prefixes it starts with (or none); works on
+        the ``meta`` device."""
+        components = dict.fromkeys(groups, 0)
+        total = trainable = 0
+        for name, p in self.named_parameters():
+            total += p.numel()
+            trainable += p.numel() if p.requires_grad else 0
+            for group, prefixes in groups.items():
+                if name.startswith(prefixes):
+                    components[group] += p.numel()
+                    break
+        return total, trainable, components
+
     def config_dict(self) -> dict[str, Any]:
         """The method's configuration for the run JSON (override to add more)."""
         config = getattr(self, "config", None)

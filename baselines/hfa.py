@@ -622,15 +622,9 @@ class HFA(SLTMethod):
     @torch.no_grad()
     def generate(self, batch: Any, beam_size: int = 5, length_penalty: float = 1.0,
                  max_len: int = 60) -> list[str]:
-        if self.tokenizer is None:
-            raise ValueError("hfa.generate needs the text tokenizer (tokenizer= override)")
         x, mask = self.video_inputs(batch)
-        with self.nvtx("encoder"):
-            enc = mb.encode(self.mbart, x, mask)
-        with self.nvtx("beam_search"):
-            ids = mb.beam_search(self.mbart, mask, encoder_states=enc, num_beams=beam_size,
-                                 length_penalty=length_penalty, max_new_tokens=max_len)
-        return [self.tokenizer.decode(row.tolist()) for row in ids]
+        return mb.translate(self, x, mask, num_beams=beam_size, length_penalty=length_penalty,
+                            max_new_tokens=max_len)
 
     def extra_metrics(self, split: str, samples: Any, *, device: torch.device,
                       batch_size: int) -> dict[str, Any]:
@@ -655,18 +649,8 @@ class HFA(SLTMethod):
                   "mbart_encoder": ENCODER_PREFIXES, "mbart_decoder": DECODER_PREFIXES,
                   "text_encoder": ("text_encoder.",), "psp_head": PSP_PREFIXES,
                   "logit_scale": ALIGN_PREFIXES}
-        components = dict.fromkeys(groups, 0)
-        lora = 0
-        total = trainable = 0
-        for name, p in self.named_parameters():
-            total += p.numel()
-            trainable += p.numel() if p.requires_grad else 0
-            lora += p.numel() if "lora_" in name else 0
-            for group, prefixes in groups.items():
-                if name.startswith(prefixes):
-                    components[group] += p.numel()
-                    break
-        components["lora"] = lora
+        total, trainable, components = self.count_parameters_by_group(groups)
+        components["lora"] = sum(p.numel() for n, p in self.named_parameters() if "lora_" in n)
         report: dict[str, Any] = {"total": total, "trainable": trainable,
                                   "components": components}
         vocab = self.mbart.get_input_embeddings().weight.shape[0]

@@ -923,15 +923,9 @@ class HyperSign(SLTMethod):
     @torch.no_grad()
     def generate(self, batch: Any, beam_size: int = 5, length_penalty: float = 1.0,
                  max_len: int = 60) -> list[str]:
-        if self.tokenizer is None:
-            raise ValueError("hypersign.generate needs the text tokenizer (tokenizer= override)")
         x, mask = self.inference_features(batch)
-        with self.nvtx("encoder"):
-            enc = mb.encode(self.mbart, x, mask)
-        with self.nvtx("beam_search"):
-            ids = mb.beam_search(self.mbart, mask, encoder_states=enc, num_beams=beam_size,
-                                 length_penalty=length_penalty, max_new_tokens=max_len)
-        return [self.tokenizer.decode(row.tolist()) for row in ids]
+        return mb.translate(self, x, mask, num_beams=beam_size, length_penalty=length_penalty,
+                            max_new_tokens=max_len)
 
     # ------------------------------------------------------------------------------ reports
 
@@ -946,15 +940,7 @@ class HyperSign(SLTMethod):
             "ctc_heads": CTC_PREFIXES,
             "gloss_embedding": (GLOSS_EMBEDDING_PREFIX,),
         }
-        components = dict.fromkeys(groups, 0)
-        total = trainable = 0
-        for name, p in self.named_parameters():
-            total += p.numel()
-            trainable += p.numel() if p.requires_grad else 0
-            for group, prefixes in groups.items():
-                if name.startswith(prefixes):
-                    components[group] += p.numel()
-                    break
+        total, trainable, components = self.count_parameters_by_group(groups)
         return {"total": total, "trainable": trainable, "components": components}
 
 

@@ -888,16 +888,8 @@ class SignBind(SLTMethod):
             "fingerspelling_expert": ("fs_expert.",), "lip_expert": ("lip_expert.",),
             "fusion": ("fusion.", "fusion_proj.", "rest_embedding"), "llm": ("llm.",),
         }
-        components = dict.fromkeys(groups, 0)
-        total = trainable = lora = 0
-        for name, p in self.named_parameters():
-            total += p.numel()
-            trainable += p.numel() if p.requires_grad else 0
-            lora += p.numel() if "lora_" in name else 0
-            for group, prefixes in groups.items():
-                if name.startswith(prefixes):
-                    components[group] += p.numel()
-                    break
+        total, trainable, components = self.count_parameters_by_group(groups)
+        lora = sum(p.numel() for n, p in self.named_parameters() if "lora_" in n)
         return {"total": total, "trainable": trainable, "components": components,
                 "llm_lora": lora}
 

@@ -777,15 +777,7 @@ class SignX(SLTMethod):
                   "visual_encoder": ("visual.", "visual_proj."),
                   "recognizer_translation_decoder": ("recognizer.text_decoder.",),
                   "recognizer": ("recognizer.",)}
-        components = dict.fromkeys(groups, 0)
-        total = trainable = 0
-        for name, p in self.named_parameters():
-            total += p.numel()
-            trainable += p.numel() if p.requires_grad else 0
-            for group, prefixes in groups.items():
-                if name.startswith(prefixes):
-                    components[group] += p.numel()
-                    break
+        total, trainable, components = self.count_parameters_by_group(groups)
         inference = total - components["teacher"] - components["codebook_decoder"]
         return {"total": total, "trainable": trainable, "inference": inference,
                 "components": components}

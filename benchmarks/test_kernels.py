@@ -100,6 +100,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from benchmarks.bench_backends import skip_unless_runnable
 from harness import ops
 from harness.ops.dispatch import triton_interpreting
 from harness.ops.gated_fusion import _merge_heads, _split_heads
@@ -117,17 +118,6 @@ def _cases():
             yield pytest.param(device, backend, id=f"{device}-{backend}")
 
 
-def _skip_unless_runnable(device: str, backend: str) -> str:
-    """The harness.ops backend name for a benchmark backend, or skip with the reason."""
-    if device == "cuda" and not torch.cuda.is_available():
-        pytest.skip("needs a CUDA device")
-    name = "torch" if backend == "eager" else backend
-    ok, reason = ops.availability(name, device)
-    if not ok:
-        pytest.skip(reason)
-    return name
-
-
 # --------------------------------------------------------------------------------------- axpy
 
 AXPY_SIZES = {"cpu": (1 << 16, 1 << 20), "cuda": (1 << 20, 1 << 26)}
@@ -136,7 +126,7 @@ AXPY_SIZES = {"cpu": (1 << 16, 1 << 20), "cuda": (1 << 20, 1 << 26)}
 @pytest.mark.parametrize("size_index", [0, 1], ids=["small", "large"])
 @pytest.mark.parametrize(("device", "backend"), list(_cases()))
 def test_axpy(bench, device, backend, size_index):
-    name = _skip_unless_runnable(device, backend)
+    name = skip_unless_runnable(device, backend)
     n = AXPY_SIZES[device][size_index]
     x = torch.randn(n, device=device)
     y = torch.randn(n, device=device)

@@ -31,6 +31,7 @@ import pytest
 import torch
 
 from baselines import list_methods
+from benchmarks.bench_backends import skip_unless_runnable
 from harness import ops
 from harness.evaluate import collate_for
 from harness.runner import (
@@ -78,16 +79,6 @@ def _setup(key: str):
     return train, resources, resolution
 
 
-def _backend(device: str, backend: str) -> str:
-    if device == "cuda" and not torch.cuda.is_available():
-        pytest.skip("needs a CUDA device")
-    name = "torch" if backend == "eager" else backend
-    ok, reason = ops.availability(name, device)
-    if not ok:
-        pytest.skip(reason)
-    return name
-
-
 def _batch(model, samples, resources, profile: str, device: str):
     samples = materialize(samples, tuple(model.inputs) or ("keypoints",), progress=False)
     batch = collate_for(model, samples, tokenizer=resources.tokenizer,
@@ -107,7 +98,7 @@ def _batch(model, samples, resources, profile: str, device: str):
 def test_method_inference(bench, method, overrides, device, profile, backend):
     from harness.runner import variant_name
 
-    name = _backend(device, backend)
+    name = skip_unless_runnable(device, backend)
     train, resources, resolution = _setup(method)
     torch.manual_seed(0)
     model = build_method(method, profile, resources, overrides).to(device).eval()

@@ -232,10 +232,25 @@ def beam_search(model: MBartForConditionalGeneration, attention_mask: torch.Tens
     return model.generate(**kwargs)
 
 
+def translate(method: Any, x: torch.Tensor, mask: torch.Tensor, *, num_beams: int = 5,
+              length_penalty: float = 1.0, max_new_tokens: int = 60) -> list[str]:
+    """A method's ``generate`` tail: its ``mbart`` encodes the visual embeddings ``x`` (B, N, d)
+    with ``mask``, beam search decodes, its ``tokenizer`` turns ids into text; inside the
+    method's NVTX ranges ``encoder`` and ``beam_search``."""
+    if method.tokenizer is None:
+        raise ValueError(f"{method.key}.generate needs the text tokenizer (tokenizer= override)")
+    with method.nvtx("encoder"):
+        enc = encode(method.mbart, x, mask)
+    with method.nvtx("beam_search"):
+        ids = beam_search(method.mbart, mask, encoder_states=enc, num_beams=num_beams,
+                          length_penalty=length_penalty, max_new_tokens=max_new_tokens)
+    return [method.tokenizer.decode(row.tolist()) for row in ids]
+
+
 def count(module: nn.Module) -> int:
     """Number of parameters (works on ``meta``)."""
     return sum(p.numel() for p in module.parameters())
 
 
 __all__ = ["CC25_VOCAB", "PROFILES", "MBartSize", "beam_search", "build_mbart", "count", "decode",
-           "encode", "mbart_config", "mbart_param_count"]
+           "encode", "mbart_config", "mbart_param_count", "translate"]
