@@ -38,12 +38,7 @@ SMALL = dict(img_size=14, vit_dim=32, vit_depth=2, vit_heads=2, vit_lora_blocks=
              dropout=0.0, mbart_dropout=0.0, psp_dropout=0.0, text_pretrain_epochs=0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -28,14 +28,7 @@ SMALL = dict(d_model=32, rgb_channels=(4, 8), rgb_pool=2, keypoint_hidden=32,
 STREAMS = ("frames", "keypoints")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny shapes gain nothing from intra-op threads, and OpenMP spin-waiting on a busy
-    2-core machine can make them 50x slower; run this file single-threaded."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -30,12 +30,7 @@ SMALL = {"train_size": 48, "eval_size": 8, "resolution": 16, "seed": 0, "progres
          "measure_iters": 2}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _parser() -> argparse.ArgumentParser:
