@@ -4,7 +4,8 @@ Each expert is a temporal model over per-frame visual features with a CTC head o
 vocabulary (paper Sec. 3: continuous signing → pseudo-glosses, fingerspelling → letters,
 lipreading → phonemes); each is pre-trained on its own target before the fusion stage freezes it.
 
-Expert network (our choice; the paper gives no expert details in the summary we follow): Linear
+Expert network (our choice; the paper gives no expert details in the summary we follow): optional
+input dropout (``input_dropout``, default 0), Linear
 (feature dim → d), a temporal Conv1d (kernel 5, GELU, residual), a small pre-norm transformer
 encoder (sinusoidal positions, padding masked), LayerNorm; the CTC head is Linear(d → |vocab|)
 with ``<blank>`` = 0. ``forward`` returns the hidden states (what the fusion encoder reads) and
@@ -105,8 +106,10 @@ class CTCExpert(nn.Module):
     """One expert: features (B, T, in_dim) → hidden (B, T, d) and CTC logits (B, T, |vocab|)."""
 
     def __init__(self, in_dim: int, d_model: int, vocab_size: int, layers: int = 1,
-                 heads: int = 4, ffn: int | None = None, dropout: float = 0.1) -> None:
+                 heads: int = 4, ffn: int | None = None, dropout: float = 0.1,
+                 input_dropout: float = 0.0) -> None:
         super().__init__()
+        self.input_dropout = nn.Dropout(input_dropout)
         self.proj = nn.Linear(in_dim, d_model)
         self.conv = nn.Conv1d(d_model, d_model, 5, padding=2)
         self.encoder = TemporalEncoder(d_model, layers, heads, ffn or 2 * d_model, dropout)
@@ -115,7 +118,7 @@ class CTCExpert(nn.Module):
     def forward(self, feats: torch.Tensor, mask: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         m = mask[..., None].to(feats.dtype)
-        h = self.proj(feats) * m
+        h = self.proj(self.input_dropout(feats)) * m
         h = h + F.gelu(self.conv(h.transpose(1, 2)).transpose(1, 2))
         h = self.encoder(h * m, mask)
         return h, self.head(h)
