@@ -33,13 +33,18 @@ Training (Sec. 3.7, Table 2; stage names are ``Stage.name``)
    the trainable set as the paper lists it.
 2. ``alignment``: L = ‖E_sign − sg(E_text)‖² + L_LM (eq. 22). Trainable: CMFA, HTA, SLA; frozen:
    CNN, ST-GCN (run in eval mode without autograd: real freezing, BN statistics included), LLM.
+   Their outputs are therefore fixed per sample, so ``training_step`` caches F̂_v / F̂_s by
+   sample name for the stage (``apply_stage`` turns the cache on only when every stream encoder
+   is frozen; ``generate`` never uses it): identical numbers (tested), a step costs the head +
+   LM only (~0.1 s instead of ~0.3 s CPU at batch 16), which buys many more alignment steps.
    **Matching N_s = 32 sign tokens to a variable-length E_text** (``align_target``): ``interp``
    (default) resamples each sentence's valid token embeddings (the LLM's input embeddings of its
    ``<s> … </s>`` ids, stop-gradient) to N_s positions by linear interpolation — a monotonic
    alignment, sign token i ↔ the text at relative position i/N_s, which keeps word-order
    information that the sign stream (mostly in sentence order) can match; ``mean`` matches every
-   sign token to the sentence's mean embedding (order-free). ‖·‖² is the mean over tokens and
-   feature dimensions (a sum over 32 × 4096 numbers would dwarf L_LM).
+   sign token to the sentence's mean embedding (order-free). ‖·‖² is each token's squared L2
+   norm (sum over d_LLM), averaged over the N_s tokens and the batch (a sum over the tokens too
+   would scale with N_s; a mean over features too made it 1/d_LLM of the paper's term).
 3. ``finetune``: L = L_LM + λ1 L_contra + λ2 L_align (eq. 23, λ1 = 0.1, λ2 = 0.05, L_align the
    stage-2 distance term). Trainable: CNN, ST-GCN, CMFA, HTA, SLA and the LoRA adapters (the
    exact LoRA parameter names are the stage's trainable prefixes, so nothing else inside the LLM
@@ -97,28 +102,77 @@ Profiles
 ``paper``: the dimensions above, ResNet-50 at base width 64, LLaMA-2-7B-sized LLM, 224-px frames
 are the paper's (the runner's paper data default is 64 px; pass ``--resolution 224``).
 ``tiny`` (CPU): d = 64, ResNet-50 topology at base width 4 (d_v = 128), ST-GCN channels
-[2, 8, 16, 32, 64] (the ST-GCN over 75 joints is the most expensive part on CPU: wider channels
-cost seconds per step), CMFA 2 layers × 4 heads, T'' = 16, N_s = 8, the shared tiny LLaMA
-(hidden 64, 2 layers, 4 heads), 32-px frames, ``frame_stride`` 2 (both streams read every 2nd
-frame, so T' = T/4 ≈ 25 for the synthetic corpus' ~100-frame videos: 1.5–4 steps per sign);
-epochs ``TINY_EPOCHS`` = LLM pre-training 6, then 1 / 2 / 3 for the paper's three stages,
-lr 3e-3 (LLM pre-training) and 2e-3 / 2e-3 / 1e-3, 10 warm-up steps, batch 16.
+[2, 8, 16, 32, 64] (the ST-GCN over 75 joints is the most expensive part on CPU: 1.8 s CPU per
+forward + backward of a batch of 16 at stride 2), CMFA 2 layers × 4 heads, T'' = 16, N_s = 8,
+the shared tiny LLaMA (hidden 64, 2 layers, 4 heads), 32-px frames, ``frame_stride`` 4 (both
+streams read every 4th frame: T' ≈ T/8 ≈ 12–25 for the synthetic corpus' 100–200-frame videos,
+~2 steps per sign; stride 2 cost twice as much and learned no better), epochs ``TINY_EPOCHS`` =
+LLM pre-training 19 (≈ 300 steps: the LM must learn to *read* its prefix, see below), then
+1 / 12 / 4 for the paper's three stages, lr 3e-3 (LLM pre-training) and 2e-3 / 3e-3 / 1e-3,
+10 warm-up steps, batch 16.
+
+Sign-token scale (bug fix). E_sign leaves SLA's LayerNorm; with gain 1 every sign token had RMS
+1 while the LM's input embeddings have RMS 0.02 (init) – 0.03 (after pre-training): the sign
+tokens were 30–50× larger than any text embedding, swamped the frozen LM (LM loss with them was
+*worse* than prompt-only) and ‖E_sign − sg(E_text)‖² measured only that gap (0.86 against 0.0009
+for predicting the mean target; it falls ~0.12 per 20 steps as the gain shrinks, so it never
+reached the content). The LN gain now starts at the LM's embedding RMS (``embedding_rms``,
+``SLA(out_scale=…)``; paper profile: the loaded checkpoint's scale; on ``meta``: 1).
+Alignment distance: ‖·‖² is the squared L2 norm of each token's difference (sum over d_LLM),
+averaged over tokens — the earlier mean over features too made L_align 1/d_LLM of the paper's
+term and invisible next to L_LM.
 
 Tiny-profile measurements (``signbench run --methods signfuse``, OMP_NUM_THREADS=1, CPU =
 user + system; dev / test BLEU-4; ``extra.lm_loss`` dev real / shuffled / prompt-only):
 
-* defaults before the text prefix and hand-local input: 89 s, 0.00 / 3.80 (repeats "an der es…");
-* 512 train samples, N_s 16, epochs 4 + (1, 3, 4), prompt-only pre-training: 210 s (over
-  budget), 0.00 / 5.21, lm_loss 1.777 / 1.777 / 1.777 — the LM ignores the prefix entirely;
-* the same with the text-prefix pre-training (noise 0.5): 214 s, 0.00 / 0.00, lm_loss 1.797 /
-  1.797 / 1.972 — the LM now relies on prefix content, but the sign tokens carry nothing
-  sample-specific (real = shuffled);
-* 256 samples, N_s 16, epochs 6 + (1, 2, 4), lr 3e-3 everywhere, noise 0.2: 92 s, 0.00 / 0.00,
-  lm_loss 1.982 / 1.982 / 2.237.
-In every run L_contra stays at chance (ln 16 ≈ 2.77 for batch 16) and L_align falls only to the
-level of predicting the mean target, so the bottleneck is the sign side (encoders + adapter
-produce sample-independent tokens in these budgets), not the LM. Open: the tiny profile does not
-yet translate from the video / keypoints (defaults kept at the cheaper first schedule).
+* first defaults (no text prefix, gain-1 SLA): 89 s, 0.00 / 3.80; earlier schedules (512
+  samples, N_s 16, longer stages, prompt-only or text-prefix pre-training): 92–214 s, BLEU-4
+  0.0–5.2, real = shuffled in every run (e.g. 1.982 / 1.982 / 2.237);
+* LM pre-training length (probe: dev LM loss with the clean text prefix / another sample's /
+  prompt only): 96 steps 1.96 / 2.02 / 2.02 (the LM barely reads the prefix), 300 steps 1.41 /
+  2.10 / 1.96 (it reads it), noise 0.3 instead of 0.5: 1.36 / 2.22 / 1.97;
+* fixed batch of 8, sign side trained on L_LM + L_align behind the frozen 300-step LM, stride
+  4, lr 2e-3 (does the input reach the LM at all?): real / shuffled 0.90 / 0.90 after 10 steps
+  (E_sign first collapses to the mean: between-sample share of its variance 0.0005), 0.83 / 0.99
+  after 30, 0.35 / 1.42 after 60 — the pipeline *can* carry the sample, and gradient reaches
+  every component (norms: visual 1–3, skeletal 0.03–0.1, CMFA 0.2, HTA 0.3–0.7, SLA 1–6);
+* gain fix + 300-step LM + stride 4, epochs (1, 2, 4), mean-over-features L_align: 82 s,
+  4.18 / 5.15, lm_loss 1.743 / 1.743 / 1.894;
+* the same + per-token ‖·‖², epochs (2, 2, 6), lrs 3e-3 / 3e-3 / 2e-3: 121 s, 5.37 / 4.34,
+  1.741 / 1.741 / 1.902; L_contra 2.82 → 2.05 over the run (below chance ln 16 = 2.77 only in
+  fine-tuning), stage-2 L_align 0.13 — *above* the 0.06 of predicting the mean target;
+* current defaults (gain fix, per-token ‖·‖², 300-step LM, stride 4, epochs (19, 1, 2, 4)):
+  93 s, 5.41 / 4.11, lm_loss 1.746 / 1.747 / 1.897 (the same sentence for every video).
+* round 3 (probes on 256 train / 32 dev samples, tiny sizes, OMP 1 thread):
+  (a) frozen *random* encoders, features cached, CMFA + HTA + SLA trained on L_align alone, lr
+  2e-3, 320 steps (~12 s CPU): train / dev L_align 0.0123 / 0.0127 against 0.0125 / 0.0127 for
+  predicting the mean target (random-init LM embeddings as targets) — the head only learns the
+  mean; (b) ridge regression from the features pooled to N_s positions (flattened) to the
+  target: dev never below the mean level for raw normalised keypoints (best 0.0162), F̂_v
+  (0.0158), F̂_s (0.0134) or both (0.0157) against 0.0127 — with 256 sentences, ~13 words of
+  162, ~6 glosses of 91 each and interp-positional targets, the predictable share of the target
+  is tiny; (c) *end-to-end* (skeletal stream + HTA + SLA all trainable) on L_align alone, lr
+  3e-3, 128 steps (~70 s CPU): train / dev 0.0119 / 0.0119 = the mean level (0.0119 / 0.0118) —
+  L_align by itself does not make any encoder sample-specific at this budget; (d) LLM
+  pre-training (19 epochs) then the ``alignment`` stage (L_align + L_LM) on cached random
+  frozen features, 240 steps (0.1 s CPU each): LM loss real / shuffled train 1.05 / 1.09, dev
+  1.959 / 1.996 (prompt-only 2.263) — the first setting where dev real < shuffled, and the gap
+  was still growing; hence the cache and alignment 2 → 12 epochs;
+* current defaults (cache, epochs (19, 1, 12, 4), lrs 2e-3 / 3e-3 / 1e-3): 102 s CPU
+  (97.9 user + 4.2 sys), dev / test BLEU-4 3.00 / 3.22, lm_loss dev 1.7437 / 1.7439 / 1.885,
+  test 1.6398 / 1.6398 / 1.799; stage-2 L_align 0.121 → 0.100 over the 12 epochs, 0.105 in
+  fine-tuning — real = shuffled again: the probe's small dev gap (d) did not survive the
+  contrastive-stage encoders and / or the fine-tuning stage (best checkpoint by dev BLEU).
+Status: NOT solved. The LM reads its prefix and the sign tokens are at its scale, but after the
+whole schedule the sign tokens are sample-independent (real = shuffled; one sentence for every
+video). Found: the bottleneck is the *supervision*, not a missing gradient — L_align alone
+(probes a–c) only ever reaches the predict-the-mean level, even end-to-end, and only L_LM
+through the frozen LM carries sample information (probe d: a dev gap appears after ~100 cheap
+alignment steps). Next, in order: (1) the probe (d) setting inside the runner, i.e. find which
+of contrastive-stage encoders / fine-tuning erases the gap (dev ``extra.lm_loss`` after each
+stage); (2) more finetune steps (the only stage where the encoders see L_LM; ~0.75 s CPU per
+step at batch 16, skeletal 0.45 s of it: a cheaper ST-GCN would buy them); (3) the skeletal
+stream's gradients are ~30× smaller than the visual one's (ST-GCN, mean over joints).
 """
 
 from __future__ import annotations
@@ -157,7 +211,7 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
 }
 PAPER_TRAINABLE_M = 65.9
 #: tiny-profile epochs per stage (llm_pretrain, contrastive, alignment, finetune)
-TINY_EPOCHS: tuple[int, int, int, int] = (6, 1, 2, 3)
+TINY_EPOCHS: tuple[int, int, int, int] = (19, 1, 12, 4)
 TINY_DATA: dict[str, Any] = {"train_size": 256, "eval_size": 32, "resolution": 32,
                              "batch_size": 16}
 
@@ -168,7 +222,7 @@ class SignFuseConfig:
 
     # sizes
     d_model: int = 64
-    frame_stride: int = 2  # tiny: every 2nd frame of both streams (module docstring)
+    frame_stride: int = 4  # tiny: every 4th frame of both streams (module docstring)
     resnet_base_width: int = 4
     stgcn_channels: tuple[int, ...] = (2, 8, 16, 32, 64)
     stgcn_kernel: int = 9
@@ -206,7 +260,7 @@ class SignFuseConfig:
     # schedule (Table 2); warm-up in steps
     llm_pretrain_epochs: int = TINY_EPOCHS[0]
     epochs: tuple[int, int, int] = TINY_EPOCHS[1:]
-    lrs: tuple[float, float, float] = (2e-3, 2e-3, 1e-3)
+    lrs: tuple[float, float, float] = (2e-3, 3e-3, 1e-3)
     llm_pretrain_lr: float = 3e-3
     llm_pretrain_prefix: str = "text"  # "text": sg(E_text) resampled to N_s + noise; "none"
     llm_pretrain_noise: float = 0.5  # noise std relative to the prefix's std
@@ -314,11 +368,20 @@ class SignFuse(SLTMethod):
                                     dropout=cfg.lora_dropout)
         self.lora_names = tuple(f"llm.{n}" for n in llm_lib.lora_parameter_names(self.llm))
         d_llm = self.llm.config.hidden_size
-        self.sla = SLA(d, d_llm, cfg.sign_tokens, cfg.sla_hidden)
+        self.sla = SLA(d, d_llm, cfg.sign_tokens, cfg.sla_hidden,
+                       out_scale=1.0 if on_meta else self.embedding_rms())
         prompt = tokenizer.encode(cfg.prompt, add_special=False) if tokenizer is not None else [3]
         self.register_buffer("prompt_ids", torch.tensor(prompt, dtype=torch.long),
                              persistent=False)
         self._llm_lib = llm_lib
+        #: frozen-encoder outputs by sample name (``alignment`` only; ``apply_stage``)
+        self._stream_cache: dict[str, tuple[torch.Tensor, ...]] | None = None
+        self._in_training_step = False
+
+    def embedding_rms(self) -> float:
+        """RMS of the LLM's input-embedding matrix: the scale the sign tokens must live at."""
+        w = self.llm.get_input_embeddings().weight
+        return float(w.detach().float().pow(2).mean().sqrt())
 
     # ------------------------------------------------------------------------------ schedule
 
@@ -358,6 +421,16 @@ class SignFuse(SLTMethod):
                          warmup_steps=cfg.warmup_steps[2], monitor="bleu4", **common))
         return out
 
+    def apply_stage(self, stage: Stage) -> list[str]:
+        """As ``SLTMethod.apply_stage``; also (re)sets the frozen-encoder feature cache: on in a
+        stage where every stream encoder in use is frozen (``alignment``: their outputs are
+        fixed per sample, eval mode, no autograd), off and emptied otherwise."""
+        names = super().apply_stage(stage)
+        enc = self._encoder_prefixes()
+        frozen = bool(enc) and not any(n.startswith(enc) for n in names)
+        self._stream_cache = {} if frozen and stage.name == "alignment" else None
+        return names
+
     # ------------------------------------------------------------------------------ forward
 
     def _call(self, module: nn.Module, *args: Any) -> Any:
@@ -373,7 +446,36 @@ class SignFuse(SLTMethod):
                 module.train()
 
     def streams(self, batch: Any) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """F̂_v / F̂_s (B, T', d) with their mask, for the streams in use."""
+        """F̂_v / F̂_s (B, T', d) with their mask, for the streams in use; inside
+        ``training_step`` of a frozen-encoder stage they come from / go to the per-sample cache
+        (``apply_stage``; never in ``generate``, whose latency is measured)."""
+        cache = self._stream_cache if self._in_training_step else None
+        names = list(getattr(batch, "names", None) or [])
+        if cache is not None and names and all(n in cache for n in names):
+            return self._from_cache([cache[n] for n in names], batch)
+        out = self._compute_streams(batch)
+        if cache is not None and names:
+            keys = sorted(out)
+            lengths = out[keys[0]][1].sum(1).tolist()
+            for i, (name, n) in enumerate(zip(names, lengths, strict=True)):
+                cache[name] = tuple(out[k][0][i, : int(n)].detach() for k in keys)
+        return out
+
+    def _from_cache(self, items: list[tuple[torch.Tensor, ...]], batch: Any
+                    ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Cached per-sample stream outputs → the padded (B, T', d) features and mask (zero
+        padding, as the encoders leave it)."""
+        keys = sorted(k for k, on in (("s", self.use_skeletal), ("v", self.use_visual)) if on)
+        device = batch.lengths.device
+        lengths = torch.tensor([it[0].shape[0] for it in items], device=device)
+        out = {}
+        for j, key in enumerate(keys):
+            feats = nn.utils.rnn.pad_sequence([it[j] for it in items], batch_first=True)
+            mask = torch.arange(feats.shape[1], device=device)[None] < lengths[:, None]
+            out[key] = (feats.to(device), mask)
+        return out
+
+    def _compute_streams(self, batch: Any) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         out = {}
         k = self.config.frame_stride
         with self.nvtx("frontend"):
@@ -436,8 +538,9 @@ class SignFuse(SLTMethod):
             return resample_tokens(e_text, mask, n)
 
     def align_loss(self, e_sign: torch.Tensor, batch: Any) -> torch.Tensor:
-        """‖E_sign − sg(E_text)‖² (mean over tokens and features; ``align_target``)."""
-        return (e_sign.float() - self.align_target(batch)).pow(2).mean()
+        """‖E_sign − sg(E_text)‖²: the squared L2 norm of each token's difference (sum over
+        d_LLM features), averaged over the N_s tokens and the batch (``align_target``)."""
+        return (e_sign.float() - self.align_target(batch)).pow(2).sum(-1).mean()
 
     def pretrain_prefix(self, batch: Any) -> torch.Tensor | None:
         """The LLM pre-training stage's stand-in sign tokens (module docstring): the alignment
@@ -458,6 +561,13 @@ class SignFuse(SLTMethod):
     def training_step(self, batch: Any, state: TrainState | None = None
                       ) -> dict[str, torch.Tensor]:
         """Losses of the current stage (``finetune`` without a state)."""
+        self._in_training_step = True
+        try:
+            return self._losses(batch, state)
+        finally:
+            self._in_training_step = False
+
+    def _losses(self, batch: Any, state: TrainState | None) -> dict[str, torch.Tensor]:
         cfg = self.config
         name = state.stage.name if state is not None else "finetune"
         if name == "llm_pretrain":

@@ -27,7 +27,11 @@
 * ``SLA`` (Sec. 3.6, eqs. 18–19): adaptive average pooling T'' → N_s sign tokens, Linear(d →
   hidden) → GELU → Linear(hidden → d_LLM) → LayerNorm(d_LLM). ``hidden`` defaults to d_LLM (the
   LLaVA-1.5 "mlp2x_gelu" projector shape; the paper gives W'_1 no size) — see the parameter
-  budget in ``baselines.signfuse``.
+  budget in ``baselines.signfuse``. ``out_scale``: the initial LayerNorm gain. A LayerNorm
+  output has unit RMS per token, while an LLM's input embeddings have RMS ≈ 0.02–0.04 (LLaMA's
+  ``initializer_range`` 0.02); with gain 1 the sign tokens are ~30× larger than every text
+  embedding, dominate the frozen LM's attention and make ‖E_sign − E_text‖² measure the scale
+  gap only. ``baselines.signfuse`` passes the LM's embedding RMS (a bug fix; see there).
 * ``info_nce`` (eq. 21): symmetric InfoNCE on cosine similarities with fixed τ.
 * ``resample_tokens``: the stage-2 alignment target — a variable-length text embedding sequence
   (its valid tokens) resampled to N_s positions by linear interpolation along time, so sign
@@ -247,12 +251,16 @@ class SLA(nn.Module):
     """Sign-Language Adapter (eqs. 18–19): (B, T'', d) → (B, N_s, d_LLM)."""
 
     def __init__(self, d: int = 512, d_llm: int = 4096, tokens: int = 32,
-                 hidden: int | None = None) -> None:
+                 hidden: int | None = None, out_scale: float = 1.0) -> None:
         super().__init__()
+        if not out_scale > 0:
+            raise ValueError(f"SLA: out_scale must be > 0, got {out_scale}")
         self.tokens = tokens
         hidden = hidden or d_llm
         self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, d_llm))
         self.norm = nn.LayerNorm(d_llm)
+        with torch.no_grad():  # the LN gain starts at the LM's embedding scale (docstring)
+            self.norm.weight.fill_(out_scale)
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if mask is None:
