@@ -84,12 +84,59 @@ Tiny-profile learning (measured; synthetic ``de``, 256 train / 32 dev, CPU time,
 * Remaining gap: the RGB → Vid2Pose → latent chain at 32×32 px loses most of what separates
   glosses: on ground-truth poses the recogniser's CTC head falls to train loss ~2 in 20 epochs,
   on Vid2Pose predictions it stays near 3.7; dev WER of the latent pipeline stays ~90.
+* Root cause (second round, probes on the 256/32 split, 1 thread): Vid2Pose learned *nothing*:
+  dev R² of its 1959 pose values was −0.01 after the 3-epoch stage (it predicts the mean pose;
+  loss ≈ 5 × per-dim variance 0.78), also with patch 4, a flattened patch-token readout instead
+  of CLS, no temporal layer, 10 epochs or lr 5e-4…3e-3 (best R² 0.03). Pose regression from
+  these frames is learnable but slow: closed-form ridge on raw pixels reaches R² 0.23, a
+  3072-256-1959 MLP 0.12 in 6 epochs. Two fixes: (1) the ViT read raw [0, 1] pixels — it now
+  standardises each channel (ImageNet mean/std, as every ViT; ``signx_latent.IMAGENET_MEAN``);
+  (2) the ViT needs ~130+ optimiser steps before its attention localises the hands (a phase
+  change, seen when overfitting 8 videos), which 16-sample batches × 3 epochs (48 steps) never
+  reach: the stage now runs at batch 4 (``v2p_batch_size``, per-stage ``batch_size`` option;
+  same CPU per epoch) for 10 epochs at lr 1e-3 → dev R² 0.18 in the probe, stage dev loss
+  4.14 → 3.31 in the full run (6 epochs: 3.49; it plateaus after ~7).
+* Tried, not kept on: ``finetune_vid2pose`` (the recogniser stage also trains Vid2Pose, with its
+  eq.-14 MSE as an auxiliary term ``v2p_aux_weight``): before the fixes above, 10 recogniser
+  epochs stayed at dev WER 95/97 (CTC loss 3.97) and the uncached Vid2Pose pass makes each
+  recogniser step ~5× dearer; available as ``--set finetune_vid2pose=true``.
+* Measured after the fixes (``signbench run --methods signx``, tiny defaults, 1 core): 105 s
+  user+sys CPU; dev / test gloss WER 88.9 / 90.6 (was 98.1 / 98.8), CTC-head WER 89.9 / 88.1;
+  translation BLEU-4 0.0 / 5.4 (the translation decoder is still near the sentence prior).
+  With 6 Vid2Pose epochs: 95 s, dev WER 90.9. The recogniser's train CTC loss falls to ~3.1
+  while dev WER stays ~89-91: the Vid2Pose predictions (R² ~0.15-0.2) still carry too little
+  handshape to separate glosses; the target (dev WER ≤ 70) is NOT reached. Not yet tried: a
+  larger / longer Vid2Pose within the CPU budget (64-px frames, patch 4 with batch 4), or
+  ``finetune_vid2pose`` on top of the fixed Vid2Pose (the GT-pose recogniser reaches ~60).
+* Third round (probes on *ground-truth* poses, 256 train / 32 dev, CTC loss only, AdamW,
+  CTC-head dev WER after 10 epochs; script-level probes, 1 thread): the recogniser does not
+  learn fast even without Vid2Pose, so Vid2Pose is not the only bottleneck. Full runs with
+  ``recognizer_input=poses``, no Pose2Gloss / Vid2Pose epochs, 16 recogniser epochs: dev WER
+  92.3 (stride 2, 52 s CPU) / 98.1 (stride 1, 71 s), CTC-head 97.1 / 97.6 — the ~60 quoted
+  above needed the Pose2Gloss-pretrained encoder and 20 epochs. Frame budget is *not* the
+  cause: stride 2 + the two TemporalConv poolings leave T/8 ≈ 2.1 encoder steps per gloss
+  (min 1.5; videos 35-227 frames, 2-14 glosses), but stride 1 was no better. Neither are step
+  count / lr / signer offsets / Algorithm 1: batch 16 → 88.5, batch 8 → 91.3, batch 4 → 96
+  (loss stuck ~4.0), lr 1e-2 → 98, per-video mean-centred poses → 88.5, γ = ρ = 0 and
+  keep_ratio 1 → 97.6 (all 10 epochs, ~2-4 s CPU per epoch). The **pose encoder** is:
+  replacing E_i + fusion + PadMatch + ViT by one trainable Linear(1959 → 64) over the
+  concatenated formats, same recogniser, reaches dev CTC WER 72.1 at epoch 10 (train CTC 2.79,
+  still falling fast) vs 91.3 with the PoseEncoder (train CTC 3.37). Within the PoseEncoder:
+  dropping its ViT layer (and the sinusoidal positions added before it; E_i + fusion + PadMatch
+  only) → 83.2 (train CTC 3.05); removing E_i's LayerNorm or widening E_i to 64
+  (``format_dim``) tracked the baseline loss curve over the 4 epochs they ran (not finished).
+  Scaling the ViT's input positions by 0.1 did not help (97.6, train CTC 3.89). So the ViT
+  layer itself and the fusion cost learning speed. Next step (not done for lack of time): probe
+  the ViT layer (dropout 0.1, attention over padded frames, init) and the five-token mean, or
+  pre-train the encoder longer in Pose2Gloss, until the PoseEncoder matches the Linear's
+  speed; then re-measure on Vid2Pose outputs. ``finetune_vid2pose=true`` on the fixed
+  Vid2Pose was started but not finished. Defaults unchanged this round.
 
 Profiles
 --------
 ``tiny``: latent 64, format width 32, 1 ViT layer, Vid2Pose 32×32 patch 8 width 64, teacher
 ResNet-34 at base width 8, TemporalConv 64, BiLSTM 1×64, Transformer 1+1 layers width 64;
-epochs pose2gloss 4 / vid2pose 3 / recogniser 16, every 2nd frame (``frame_stride``); the
+epochs pose2gloss 4 / vid2pose 10 (batch 4) / recogniser 16, every 2nd frame (``frame_stride``); the
 ResNet-34 teacher and its distillation are *off* in the tiny profile (``use_distillation``;
 a width-8 ResNet-34 over every frame cost ~0.5-1 s per step on 2 CPU cores, which alone
 exceeded the 2-minute budget) — ``--set use_distillation=true`` turns them on (1 teacher
@@ -213,14 +260,19 @@ class SignXConfig:
     # tiny: the pose encoder (E_i + fusion + PadMatch + ViT) fine-tunes with the recogniser on
     # the frozen Vid2Pose output (see "Tiny-profile learning" in the module docstring)
     finetune_pose_encoder: bool = True
+    # tiny: Vid2Pose fine-tunes with the recogniser too (gloss losses + its own eq.-14 MSE kept
+    # as an auxiliary term weighted ``v2p_aux_weight``); see "Tiny-profile learning"
+    finetune_vid2pose: bool = False
+    v2p_aux_weight: float = 1.0
     # schedule
     teacher_epochs: int = 1
     p2g_epochs: int = 4
-    v2p_epochs: int = 3
+    v2p_epochs: int = 10
     rec_epochs: int = 16
     teacher_lr: float = 3e-3
     p2g_lr: float = 2e-3
-    v2p_lr: float = 2e-3
+    v2p_lr: float = 1e-3
+    v2p_batch_size: int | None = 4  # Vid2Pose stage batch (tiny: more steps); None = the run's
     rec_lr: float = 3e-3
     rec_warmup: int = 30
     p2g_warmup: int = 10
@@ -262,9 +314,10 @@ PAPER_CONFIG = dict(
     lstm_layers=2, d_model=256, enc_layers=6, dec_layers=6, heads=4, ffn=1024, p_attn=0.3,
     p_relu=0.5, p_res=0.4, prune_every=5, student_hidden=1024, teacher_epochs=40,
     p2g_epochs=500, v2p_epochs=300, rec_epochs=80, teacher_lr=1e-3, p2g_lr=1e-3, v2p_lr=1e-3,
-    rec_lr=256 ** -0.5 * 4000 ** -0.5, rec_warmup=4000, p2g_warmup=500, v2p_warmup=500,
+    rec_lr=256 ** -0.5 * 4000 ** -0.5, v2p_batch_size=None, rec_warmup=4000, p2g_warmup=500,
+    v2p_warmup=500,
     max_len=64, cache_latents=False, frame_stride=1, teacher_image_size=None,
-    use_distillation=True, finetune_pose_encoder=False,
+    use_distillation=True, finetune_pose_encoder=False, finetune_vid2pose=False,
 )
 
 
@@ -376,10 +429,14 @@ class SignX(SLTMethod):
             out.append(Stage(V2P_STAGE, cfg.v2p_epochs, lr=cfg.v2p_lr, trainable=("vid2pose.",),
                              scheduler="cosine", warmup_steps=cfg.v2p_warmup, grad_clip=1.0,
                              monitor="loss", losses=("loss_v2p",),
-                             options={"min_lr_ratio": 0.01}))
+                             options={"min_lr_ratio": 0.01,
+                                      **({"batch_size": cfg.v2p_batch_size}
+                                         if cfg.v2p_batch_size else {})}))
             rec_trainable: tuple[str, ...] = ("recognizer.",)
-            if cfg.finetune_pose_encoder:
+            if cfg.finetune_pose_encoder or cfg.finetune_vid2pose:
                 rec_trainable += ("pose2gloss.encoder.",)
+            if cfg.finetune_vid2pose:
+                rec_trainable += ("vid2pose.",)
         else:
             rec_trainable = ("recognizer.", "visual.", "visual_proj.")
         out.append(Stage(REC_STAGE, cfg.rec_epochs, lr=cfg.rec_lr, trainable=rec_trainable,
@@ -568,13 +625,29 @@ class SignX(SLTMethod):
             self._pruned_at.add(epoch)
             self.prune_log.append({"epoch": float(epoch), **self.recognizer.pruning.prune()})
 
+    def _trains_vid2pose(self) -> bool:
+        cfg = self.config
+        return (cfg.pipeline == "latent" and cfg.finetune_vid2pose
+                and cfg.recognizer_input == "vid2pose")
+
     def recognizer_step(self, batch: Any, state: TrainState | None) -> dict[str, torch.Tensor]:
         cfg = self.config
         rec = self.recognizer
         blank = self.gloss_vocab.blank_id
         ids, lengths = self._gloss_targets(batch)
         self._maybe_prune(state)
-        z, teacher_logits, mask = self._frozen_outputs(batch, state)
+        out: dict[str, torch.Tensor] = {}
+        if self._trains_vid2pose():  # tiny: RGB -> Vid2Pose -> pose encoder, all training
+            frames, mask = self._frames(batch)
+            teacher_logits = (self._frozen_outputs(batch, state)[1] if self.uses_teacher
+                              else None)
+            with self.nvtx("vid2pose"):
+                pred, _ = self.vid2pose(frames, mask)
+            if self.config.v2p_aux_weight > 0:
+                out["loss_v2p"] = vid2pose_loss(pred, self._poses(batch)[0], mask)
+            z: Any = self._zeroed(pred)
+        else:
+            z, teacher_logits, mask = self._frozen_outputs(batch, state)
         if isinstance(z, dict):  # finetune_pose_encoder: the pose encoder trains here
             with self.nvtx("pose_encoder"):
                 z = self.pose2gloss.encoder(z, mask)
@@ -583,7 +656,6 @@ class SignX(SLTMethod):
             z = self.latent_from_frames(frames, mask)
         with self.nvtx("encoder"):
             enc = rec.encode(z, mask)
-        out: dict[str, torch.Tensor] = {}
         out["loss_ctc"] = ctc_loss_checked(enc["ctc"], enc["lengths"], ids, lengths, blank,
                                            where="signx encoder CTC head")
         inputs, targets, tmask = self._decoder_io(ids, lengths)
@@ -594,6 +666,8 @@ class SignX(SLTMethod):
         out["loss_smooth"] = smoothness_loss(enc["states"], enc["mask"], cfg.smooth_radius)
         total = (cfg.ce_weight * out["loss_ce"] + cfg.ctc_weight * out["loss_ctc"]
                  + cfg.smooth_weight * out["loss_smooth"])
+        if "loss_v2p" in out:
+            total = total + cfg.v2p_aux_weight * out["loss_v2p"]
         if rec.hybrid:
             student = rec.student(enc["compiled"])
             out["loss_student_ctc"] = ctc_loss_checked(student, mask.sum(1), ids, lengths, blank,
@@ -643,8 +717,11 @@ class SignX(SLTMethod):
 
     def _averaged_modules(self) -> nn.Module:
         parts = {"recognizer": self.recognizer}
-        if self.config.pipeline == "latent" and self.config.finetune_pose_encoder:
+        if self.config.pipeline == "latent" and (self.config.finetune_pose_encoder
+                                                 or self._trains_vid2pose()):
             parts["pose_encoder"] = self.pose2gloss.encoder
+        if self._trains_vid2pose():
+            parts["vid2pose"] = self.vid2pose
         for name in ("visual", "visual_proj"):
             if hasattr(self, name):
                 parts[name] = getattr(self, name)

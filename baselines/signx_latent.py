@@ -31,7 +31,9 @@ Pose2Gloss (Sec. 3.2, eqs. 1-3; Appendix 0.B.1, Table 8)
 
 Vid2Pose (Sec. 3.3, eqs. 4-6; Appendix 0.B.2)
 --------------------------------------------
-Frames of another size than ``image_size`` are resized (bilinear) first. A spatial ViT over
+Pixels are standardised per channel (ImageNet mean/std, as every ViT; the paper does not say;
+without it the tiny Vid2Pose stayed at the mean pose). Frames of another size than
+``image_size`` are resized (bilinear) first. A spatial ViT over
 each frame (patch embedding, CLS token, learned positions, pre-LN layers;
 plain ViT, not DINOv2 — the paper names no variant) gives v_t; a temporal self-attention stack
 over frames (eq. 5) gives V_temp; one Linear head per format predicts P̂_i (eq. 6). Loss (eq. 14):
@@ -50,6 +52,9 @@ from torch import nn
 
 from baselines.signx_layers import Decoder, Encoder, masked_mean, sinusoidal_positions
 from harness.ops import masked_attention
+
+#: ViT input standardisation per RGB channel (the ImageNet statistics every ViT uses)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 class FormatEncoder(nn.Module):
@@ -174,6 +179,8 @@ class Vid2Pose(nn.Module):
         self.spatial = Encoder(dim, depth, heads, 4 * dim, dropout, dropout, dropout)
         self.temporal = Encoder(dim, temporal_layers, heads, 4 * dim, dropout, dropout, dropout)
         self.heads = nn.ModuleDict({name: nn.Linear(dim, w) for name, w in self.formats.items()})
+        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD), persistent=False)
 
     def frame_features(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """v_t (B, T, dim) from the spatial ViT (eq. 4), computed on the valid frames only."""
@@ -184,7 +191,7 @@ class Vid2Pose(nn.Module):
         x = frames[mask].float()
         if frames.dtype == torch.uint8:
             x = x / 255.0
-        x = x.permute(0, 3, 1, 2)
+        x = ((x - self.pixel_mean) / self.pixel_std).permute(0, 3, 1, 2)
         if (h, w) != (self.image_size, self.image_size):  # e.g. PHOENIX 210x260 → square
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
                               align_corners=False)

@@ -263,3 +263,33 @@ def test_tiny_run_wer_falls(corpus):
     trainer.fit()
     after = wer()
     assert after < before, (before, after)
+
+
+def test_vid2pose_standardises_pixels():
+    """The ViT reads per-channel standardised pixels (without it the tiny Vid2Pose never left
+    the mean-pose solution): a frame at the ImageNet mean colour reaches the patch embedding
+    as exact zeros."""
+    from baselines.signx_latent import IMAGENET_MEAN, Vid2Pose
+
+    v2p = Vid2Pose({"a": 3}, image_size=8, patch_size=4, dim=8, depth=1, heads=2,
+                   temporal_layers=1)
+    seen = []
+    v2p.patch_embed.register_forward_hook(lambda mod, inp, out: seen.append(inp[0]))
+    frames = torch.tensor(IMAGENET_MEAN).expand(1, 2, 8, 8, 3).clone()
+    v2p.frame_features(frames, torch.ones(1, 2, dtype=torch.bool))
+    assert seen[0].abs().max() < 1e-6
+    white = torch.full((1, 1, 8, 8, 3), 255, dtype=torch.uint8)
+    v2p.frame_features(white, torch.ones(1, 1, dtype=torch.bool))
+    expected = (1 - torch.tensor(IMAGENET_MEAN)) / torch.tensor((0.229, 0.224, 0.225))
+    assert torch.allclose(seen[1][0, :, 0, 0], expected, atol=1e-5)
+
+
+def test_finetune_vid2pose_gradient_reaches_vid2pose(corpus):
+    """finetune_vid2pose: the recogniser step back-propagates into Vid2Pose and adds its MSE."""
+    m = _method(corpus, use_distillation=False, finetune_vid2pose=True)
+    m.apply_stage(next(s for s in m.stages() if s.name == "recognizer"))
+    out = m.training_step(_batch(corpus), _state(m, "recognizer"))
+    assert "loss_v2p" in out
+    out["loss"].backward()
+    grad = m.vid2pose.patch_embed.weight.grad
+    assert grad is not None and grad.abs().sum() > 0
