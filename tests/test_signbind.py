@@ -404,6 +404,9 @@ def test_profile_defaults_for_llm_schedule_and_monitor():
     # sign-order video): conv-only experts stayed at pseudo-gloss WER ~88
     assert cfg.expert_layers >= 1
     assert len(tiny.sign_expert.encoder.layers) == cfg.expert_layers
+    # the fingerspelling expert has its own depth knob (conv-only ablation: 0 layers)
+    assert len(tiny.fs_expert.encoder.layers) == cfg.fs_expert_layers
+    assert len(SignBind("tiny", fs_expert_layers=0).fs_expert.encoder.layers) == 0
     # >= 400 LoRA steps: 96 left the LLM ignoring its prompt
     assert cfg.llm_epochs * (TINY_DATA["train_size"] // cfg.batch_size) >= 400
     assert TINY_DATA["train_size"] >= 512  # 256 videos: the experts overfit
@@ -412,5 +415,8 @@ def test_profile_defaults_for_llm_schedule_and_monitor():
         paper = SignBind("paper")
     assert _stage(paper, LLM_STAGE).monitor == "bleu4"
     assert not paper.config.feature_centering and paper.config.expert_layers == 4
+    assert paper.config.fs_expert_layers == 4
+    with pytest.raises(ValueError, match="fs_expert_layers"):
+        SignBind("tiny", fs_expert_layers=-1)
     with pytest.raises(ValueError, match="llm_monitor"):
         SignBind("tiny", llm_monitor="wer")
