@@ -163,16 +163,47 @@ user + system; dev / test BLEU-4; ``extra.lm_loss`` dev real / shuffled / prompt
   test 1.6398 / 1.6398 / 1.799; stage-2 L_align 0.121 → 0.100 over the 12 epochs, 0.105 in
   fine-tuning — real = shuffled again: the probe's small dev gap (d) did not survive the
   contrastive-stage encoders and / or the fine-tuning stage (best checkpoint by dev BLEU).
+* round 4 — which stage erases the gap? (dev / 32-train-sample ``lm_loss`` real / shuffled
+  after every epoch of a default run, ``on_epoch_end`` probe): there is no gap to erase. After
+  LLM pre-training + 1 contrastive epoch dev 2.078 / 2.083, then every alignment epoch real =
+  shuffled to 4 decimals on dev *and train* (alignment 11: dev 1.7403 / 1.7403, train 1.1733 /
+  1.1733), fine-tuning the same (1.7221 / 1.7222); with the contrastive stage removed
+  (epochs (0, 12, 4)) the alignment stage is identical (epoch 7: 1.7526 / 1.7523). The runner's
+  alignment stage never reproduced probe (d)'s gap; the contrastive stage is not the culprit.
+* **BN statistics (bug fix).** The frozen encoders of the alignment stage (and ``generate``)
+  run in eval mode on BatchNorm running statistics; with momentum 0.1 after the 16-step
+  contrastive stage they were still ~20 % the init values (mean 0, var 1), far from the
+  ST-GCN's real activation scale: the between-sample share of the variance of the pooled F̂_s
+  was 0.0005 in eval mode against 0.056 in train mode (F̂_v 0.10 against 0.25) — the cached
+  skeletal features were nearly constant. Tiny profile: ``bn_momentum = None`` (cumulative
+  average), reset whenever a stage starts training the encoders, so the next stage's eval-mode
+  encoders use that stage's average statistics (eval / train share now 0.053 / 0.056 and
+  0.31 / 0.25); the paper profile keeps 0.1 (222 steps per epoch). Run with it (default epochs
+  and lrs): alignment-stage gap appears but stays negligible (dev 1.7397 / 1.7402, train
+  1.1779 / 1.1786 after 12 epochs; fine-tune epoch 3 1.7109 / 1.7112, train 1.1422 / 1.1427);
+  clean ``signbench run`` 90.5 s CPU (86.5 user + 4.1 sys), dev / test BLEU-4 3.73 / 4.57,
+  lm_loss dev 1.7493 / 1.7496 / 1.880, test
+  1.6411 / 1.6412 / 1.794 — still one sentence for all 32 dev videos (greedy dev BLEU-4 0.0 in
+  every fine-tuning epoch). Alignment lr 1e-2 instead of 3e-3 (same run otherwise): 97 s CPU,
+  3.00 / 3.22, dev 1.75022 / 1.75022 / 1.886 — no gap at all; not adopted.
+* contrastive stage alone, 6 epochs at lr 5e-3 (no LLM pre-training, 96 steps, ~45 s CPU;
+  run before the BN fix, so the eval-mode dev number is partly that mismatch):
+  train L_contra 2.82 / 2.83 / 2.73 / 2.55 / 2.28 / 2.09 (below chance ln 16 = 2.77 from epoch
+  3: the streams *can* be matched), dev 3.50 → 3.51 (above chance: no generalisation at this
+  budget), so a longer contrastive stage costs ~8 s CPU per epoch without a dev benefit.
 Status: NOT solved. The LM reads its prefix and the sign tokens are at its scale, but after the
 whole schedule the sign tokens are sample-independent (real = shuffled; one sentence for every
 video). Found: the bottleneck is the *supervision*, not a missing gradient — L_align alone
-(probes a–c) only ever reaches the predict-the-mean level, even end-to-end, and only L_LM
-through the frozen LM carries sample information (probe d: a dev gap appears after ~100 cheap
-alignment steps). Next, in order: (1) the probe (d) setting inside the runner, i.e. find which
-of contrastive-stage encoders / fine-tuning erases the gap (dev ``extra.lm_loss`` after each
-stage); (2) more finetune steps (the only stage where the encoders see L_LM; ~0.75 s CPU per
-step at batch 16, skeletal 0.45 s of it: a cheaper ST-GCN would buy them); (3) the skeletal
-stream's gradients are ~30× smaller than the visual one's (ST-GCN, mean over joints).
+(probes a–c) only ever reaches the predict-the-mean level, even end-to-end; only L_LM through the
+frozen LM carries sample information, and inside the runner it does not within the 12 alignment
+epochs (round 4: no stage erases a gap, none forms; the contrastive stage is not the cause). The
+BN fix (round 4) is kept: it removes a real train / eval mismatch of the frozen encoders, but by
+itself it gives only a ~0.0005 real / shuffled gap. Not yet tried: why probe (d) (its LM had
+prompt-only dev loss 2.26, here 1.89: a different pre-trained LM) formed a gap and the runner's
+alignment stage does not — e.g. rerun probe (d) with the runner's pre-trained LM and train-mode
+vs eval-mode encoder features; more fine-tuning steps (the only stage where the encoders see
+L_LM; ~0.75 s CPU per step at batch 16, skeletal 0.45 s of it); the skeletal stream's gradients
+are ~30× smaller than the visual one's (ST-GCN, mean over joints).
 """
 
 from __future__ import annotations
@@ -227,6 +258,9 @@ class SignFuseConfig:
     stgcn_channels: tuple[int, ...] = (2, 8, 16, 32, 64)
     stgcn_kernel: int = 9
     stgcn_dropout: float = 0.0
+    #: stream encoders' BatchNorm momentum; None (tiny): cumulative average, reset at the start
+    #: of every stage that trains the encoders (module docstring, "BN statistics")
+    bn_momentum: float | None = None
     skeleton_hand_gain: float = 3.0  # 0: body frame only (signfuse_stgcn.normalize_skeleton)
     cmfa_layers: int = 2
     heads: int = 4
@@ -302,7 +336,7 @@ STEPS_PER_EPOCH_PAPER = 222  # PHOENIX-2014T: 7096 training videos / batch 32
 PAPER_CONFIG = SignFuseConfig(
     d_model=512, resnet_base_width=64, stgcn_channels=(2, 64, 128, 256, 512), cmfa_layers=3,
     heads=8, hta_len=64, sign_tokens=32, frame_stride=1, llm_profile="paper", vocab_size=3000,
-    llm_pretrain_epochs=0, epochs=(30, 20, 15), lrs=(1e-4, 5e-5, 2e-5),
+    llm_pretrain_epochs=0, epochs=(30, 20, 15), lrs=(1e-4, 5e-5, 2e-5), bn_momentum=0.1,
     warmup_steps=(3 * STEPS_PER_EPOCH_PAPER, 2 * STEPS_PER_EPOCH_PAPER, STEPS_PER_EPOCH_PAPER),
     batch_size=32,
 )
@@ -355,6 +389,8 @@ class SignFuse(SLTMethod):
         if self.use_skeletal:
             self.skeletal = STGCN(cfg.stgcn_channels, cfg.stgcn_kernel, (1, 1, 2, 1),
                                   cfg.stgcn_dropout, hand_gain=cfg.skeleton_hand_gain)
+        for bn in self._encoder_norms():
+            bn.momentum = cfg.bn_momentum
         if self.dual:
             self.cmfa = CMFA(d, cfg.heads, cfg.cmfa_layers, cfg.ffn_mult * d, cfg.fusion,
                              cfg.dropout)
@@ -377,6 +413,13 @@ class SignFuse(SLTMethod):
         #: frozen-encoder outputs by sample name (``alignment`` only; ``apply_stage``)
         self._stream_cache: dict[str, tuple[torch.Tensor, ...]] | None = None
         self._in_training_step = False
+
+    def _encoder_norms(self) -> list[nn.modules.batchnorm._BatchNorm]:
+        """The BatchNorm layers of the stream encoders in use."""
+        mods = [getattr(self, n) for n, on in (("visual", self.use_visual),
+                                               ("skeletal", self.use_skeletal)) if on]
+        return [m for mod in mods for m in mod.modules()
+                if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
     def embedding_rms(self) -> float:
         """RMS of the LLM's input-embedding matrix: the scale the sign tokens must live at."""
@@ -429,6 +472,9 @@ class SignFuse(SLTMethod):
         enc = self._encoder_prefixes()
         frozen = bool(enc) and not any(n.startswith(enc) for n in names)
         self._stream_cache = {} if frozen and stage.name == "alignment" else None
+        if self.config.bn_momentum is None and not frozen:  # cumulative BN stats of this stage
+            for bn in self._encoder_norms():
+                bn.reset_running_stats()
         return names
 
     # ------------------------------------------------------------------------------ forward

@@ -479,3 +479,41 @@ def test_alignment_stage_caches_frozen_stream_features_exactly():
     # a stage that trains the encoders drops the cache
     model.apply_stage(stages["finetune"])
     assert model._stream_cache is None
+
+
+def test_encoder_bn_statistics_are_the_stage_average():
+    """Tiny profile: the stream encoders' BN running statistics are reset when a stage starts
+    training them and then are the cumulative average of that stage's batches, so the frozen
+    (eval-mode) encoders of the next stage see the statistics they were trained with — with the
+    default momentum 0.1 and init statistics the eval-mode skeletal features were nearly
+    constant across samples (module docstring, "BN statistics")."""
+    model = _model()
+    stages = {s.name: s for s in model.stages()}
+    norms = model._encoder_norms()
+    assert norms and all(bn.momentum is None for bn in norms)
+    assert get_method("signfuse", "paper", tokenizer=None, d_model=16, heads=2,
+                      stgcn_channels=(2, 4, 8, 8, 16), resnet_base_width=2, hta_len=8,
+                      sign_tokens=4, cmfa_layers=1, llm_profile="tiny",
+                      ).config.bn_momentum == 0.1
+    bn = model.skeletal.data_bn
+    with torch.no_grad():
+        bn.running_mean.fill_(5.0)
+    model.apply_stage(stages["contrastive"])
+    assert float(bn.running_mean.abs().max()) == 0.0 and int(bn.num_batches_tracked) == 0
+    model.train()
+    batches = [_batch(4), collate(_corpus()[0][4:8], streams=STREAMS,
+                                  text_tokenizer=_corpus()[1])]
+    means = []
+    for b in batches:
+        means.append(bn.running_mean.clone() * 0)
+        before = bn.running_mean.clone() * int(bn.num_batches_tracked)
+        with torch.no_grad():
+            model.training_step(b, _state(model, "contrastive"))
+        means[-1] = bn.running_mean * int(bn.num_batches_tracked) - before
+    torch.testing.assert_close(bn.running_mean, (means[0] + means[1]) / 2)
+    assert int(bn.num_batches_tracked) == 2
+    # a frozen-encoder stage keeps them
+    kept = bn.running_mean.clone()
+    model.apply_stage(stages["alignment"])
+    model.training_step(batches[0], _state(model, "alignment"))
+    assert torch.equal(bn.running_mean, kept)
