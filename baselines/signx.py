@@ -131,6 +131,24 @@ Tiny-profile learning (measured; synthetic ``de``, 256 train / 32 dev, CPU time,
   pre-train the encoder longer in Pose2Gloss, until the PoseEncoder matches the Linear's
   speed; then re-measure on Vid2Pose outputs. ``finetune_vid2pose=true`` on the fixed
   Vid2Pose was started but not finished. Defaults unchanged this round.
+* Fourth round (pose encoder read line by line; same GT-pose probe, CTC only, 10 epochs):
+  masks are right (the ViT gets the key padding mask, padded outputs are zeroed) and the
+  residuals are pre-LN. The concrete defect found is *scale*: PadMatch's output varies by
+  only ~0.02 per dim across frames at init (the five-token mean of small E_i outputs through a
+  default-initialised Linear over a half-zero input), while the sinusoidal positions added
+  before the ViT have amplitude ~0.7 per dim, so the encoder output at init is ~99.6 %
+  position (two unrelated pose batches give nearly the same z; content share 0.0037). A
+  LayerNorm after PadMatch (``padmatch_norm``) raises the content share to ~0.7 and the probe
+  to dev CTC WER 86.5 (train CTC 3.28) vs 91.3 (3.37) — still behind the Linear(1959 → 64)
+  (72.1, 2.79). On top of it, positions × 0.1 → 95.2 (train 3.68) and ViT dropout 0 → 92.3
+  (3.48): neither helps; run-to-run spread of this probe is several WER points. The full tiny
+  run with ``padmatch_norm=true`` (Vid2Pose input): 113 s user+sys CPU, dev / test gloss WER
+  92.3 / 94.4, BLEU-4 2.7 / 5.3 — *not* better than the defaults (88.9 / 90.6), so the flag
+  stays off (tiny and paper; defaults re-run: 104 s CPU, dev / test WER 88.9 / 90.6, BLEU-4
+  0.0 / 5.4, identical to before); on RGB the Vid2Pose predictions (R² ~0.2) remain the binding
+  limit. Not yet tried: ``padmatch_norm`` together with more Pose2Gloss epochs or
+  ``finetune_vid2pose``; the remaining GT-pose gap to the Linear (format fusion width 32 →
+  rank-32 latent, ViT depth) is unexplained.
 
 Profiles
 --------
@@ -206,6 +224,7 @@ class SignXConfig:
     tf_start: float = 0.5
     tf_end: float = 0.0
     p2g_dropout: float = 0.1
+    padmatch_norm: bool = False  # LayerNorm after PadMatch (see "Tiny-profile learning")
     # Vid2Pose
     image_size: int = 32
     patch_size: int = 8
@@ -372,7 +391,8 @@ class SignX(SLTMethod):
             else None
         if cfg.pipeline == "latent":
             encoder = PoseEncoder(formats, cfg.format_dim, cfg.fusion_heads, cfg.latent_dim,
-                                  cfg.vit_layers, cfg.vit_heads, cfg.p2g_dropout)
+                                  cfg.vit_layers, cfg.vit_heads, cfg.p2g_dropout,
+                                  padmatch_norm=cfg.padmatch_norm)
             self.pose2gloss = Pose2Gloss(encoder, num_glosses + 2, cfg.p2g_dec_dim,
                                          cfg.p2g_dec_layers, cfg.p2g_dec_heads, cfg.contrast_dim,
                                          cfg.p2g_dropout)

@@ -10,7 +10,12 @@ Pose2Gloss (Sec. 3.2, eqs. 1-3; Appendix 0.B.1, Table 8)
   five attended tokens. A format whose input is zeroed (the Table-5 ablation) still has a token.
 * PadMatch (eq. 2): zero-padding of f_fused from d_h to ``latent_dim`` (2048 in the paper)
   followed by a Linear(latent_dim, latent_dim) projection — "zero-padding followed by
-  projection" taken literally.
+  projection" taken literally — optionally (``padmatch_norm``) followed by a LayerNorm (our
+  addition, the paper is silent; off by default, see signx.py's measurements): the
+  projection's output is tiny (per-dim std across frames ~0.02 at init: the five-token mean of
+  small E_i outputs through a default-initialised Linear), and the unit-amplitude sinusoidal
+  positions added next then made ~99.6 % of the ViT output (measured: two unrelated pose
+  inputs gave nearly the same z), so the recogniser first had to learn to undo it.
 * ViT layers (eq. 3): pre-LN Transformer encoder layers over the frames (sinusoidal positions,
   key padding mask) → z_latent (B, T, latent_dim).
 * Custom CodeBook decoder: a Transformer decoder whose output vocabulary is the dataset's gloss
@@ -73,7 +78,8 @@ class PoseEncoder(nn.Module):
     """E_pose: five pose formats (B, T, D_i) → z_latent (B, T, latent_dim), eqs. (1)-(3)."""
 
     def __init__(self, formats: Mapping[str, int], format_dim: int, fusion_heads: int,
-                 latent_dim: int, vit_layers: int, vit_heads: int, dropout: float = 0.0) -> None:
+                 latent_dim: int, vit_layers: int, vit_heads: int, dropout: float = 0.0,
+                 padmatch_norm: bool = False) -> None:
         super().__init__()
         if format_dim > latent_dim:
             raise ValueError(f"PadMatch pads format_dim {format_dim} up to latent_dim "
@@ -88,6 +94,7 @@ class PoseEncoder(nn.Module):
         self.fusion_qkv = nn.Linear(format_dim, 3 * format_dim)
         self.fusion_out = nn.Linear(format_dim, format_dim)
         self.padmatch = nn.Linear(latent_dim, latent_dim)
+        self.padmatch_norm = nn.LayerNorm(latent_dim) if padmatch_norm else nn.Identity()
         self.vit = Encoder(latent_dim, vit_layers, vit_heads, 4 * latent_dim, dropout, dropout,
                            dropout)
 
@@ -116,6 +123,7 @@ class PoseEncoder(nn.Module):
         self.check(poses)
         fused = self.fuse(poses)
         z = self.padmatch(F.pad(fused, (0, self.latent_dim - self.format_dim)))  # eq. (2)
+        z = self.padmatch_norm(z)  # unit scale before the unit-amplitude positions are added
         z = z + sinusoidal_positions(z.shape[1], self.latent_dim, z.device, z.dtype)[None]
         return self.vit(z, mask)  # eq. (3)
 
