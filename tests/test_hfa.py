@@ -35,7 +35,8 @@ from harness.text import PseudoGlossExtractor, train_tokenizer
 SMALL = dict(img_size=14, vit_dim=32, vit_depth=2, vit_heads=2, vit_lora_blocks=1, frame_dim=32,
              temporal_dim=32, temporal_heads=2, temporal_ffn=64, d_model=32, mbart_layers=(1, 1),
              mbart_heads=2, mbart_ffn=64, mbart_max_positions=128, frame_stride=4,
-             dropout=0.0, mbart_dropout=0.0, psp_dropout=0.0, text_pretrain_epochs=0)
+             dropout=0.0, mbart_dropout=0.0, psp_dropout=0.0, text_pretrain_epochs=0,
+             frame_pretrain_epochs=0)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -331,6 +332,67 @@ def test_short_pretrain_and_finetune_learns(corpus):
     after = translation_scores(m.generate(batches[0], beam_size=1, max_len=30), refs)
     assert after["rouge_l"] > before["rouge_l"] + 10.0, (before, after)
     assert after["bleu4"] > before["bleu4"], (before, after)
+
+
+def test_frame_pretraining_regresses_keypoints(corpus):
+    """The tiny-only ViT warm-up: its stage comes first, trains only the ViT and its keypoint
+    head, the loss equals an independent masked-MSE reference, and it falls on a fixed batch."""
+    train, _, tok, _ = corpus
+    m = make(corpus, frame_pretrain_epochs=2)
+    assert m.inputs == ("frames", "keypoints")
+    stage = m.stages()[0]
+    assert stage.name == hfa.FRAME_PRETRAIN_STAGE
+    trained = m.apply_stage(stage)
+    assert trained and all(n.startswith(("vit.", "keypoint_head.")) for n in trained)
+    batch = collate(train[:6], streams=("frames", "keypoints"), text_tokenizer=tok,
+                    normalize_frames=True)
+    m.eval()
+    got = m.training_step(batch, state_for(stage))["loss"]
+    # reference: per-frame loop over the valid strided frames
+    s = m.config.frame_stride
+    frames, kps = [], []
+    for i in range(len(batch)):
+        n = int(batch.lengths[i])
+        frames.append(batch.inputs["frames"][i, :n:s])
+        kps.append(batch.inputs["keypoints"][i, :n:s])
+    kp = torch.cat(kps).double()
+    xy, seen = kp[..., :2].reshape(len(kp), -1), (kp[..., 2] > 0).repeat_interleave(2, -1)
+    mean = torch.stack([xy[seen[:, j], j].mean() for j in range(xy.shape[1])])
+    std = torch.stack([xy[seen[:, j], j].std(unbiased=False) for j in range(xy.shape[1])])
+    with torch.no_grad():
+        pred = m.keypoint_head(m.vit(m._pixels(torch.cat(frames)))).double()
+    want = ((pred - (xy - mean) / std.clamp_min(1e-3)) ** 2)[seen].mean()
+    torch.testing.assert_close(got.double(), want, atol=1e-4, rtol=1e-4)
+    m.train()
+    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=3e-3)
+    losses = []
+    for _ in range(12):
+        out = m.training_step(batch, state_for(stage))
+        out["loss"].backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(float(out["loss"].detach()))
+    assert np.mean(losses[-3:]) < 0.85 * np.mean(losses[:3]), losses
+    with pytest.raises(ValueError, match="keypoints"):
+        m.training_step(batch_of(train[:2], tok), state_for(stage))
+
+
+def test_align_text_norm_standardises_text_targets(corpus):
+    """ψ_te's pooled outputs are nearly parallel after text pretraining (cosine 0.996 measured);
+    ``align_text_norm`` standardises them per dimension before the cosine of eq. (4)."""
+    torch.manual_seed(3)
+    m = make(corpus)
+    assert isinstance(m.text_norm, torch.nn.BatchNorm1d)
+    base = torch.randn(1, m.config.d_model) * 10
+    text = base + 0.01 * torch.randn(8, m.config.d_model)  # cosines ~1: the degenerate case
+    m.train()
+    normed = m.text_norm(text)
+    want = (text - text.mean(0)) / torch.sqrt(text.var(0, unbiased=False) + 1e-5)
+    torch.testing.assert_close(normed, want, atol=1e-4, rtol=1e-4)
+    cos = torch.nn.functional.normalize(normed, dim=-1) @ torch.nn.functional.normalize(
+        normed, dim=-1).T
+    assert cos[~torch.eye(8, dtype=torch.bool)].abs().max() < 0.9
+    assert isinstance(make(corpus, align_text_norm=False).text_norm, torch.nn.Identity)
 
 
 def test_text_pretraining_learns_and_seeds_the_text_encoder(corpus):
