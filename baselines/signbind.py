@@ -76,6 +76,13 @@ Choices where the paper is vague (all ``SignBindConfig`` fields)
   dominated by the static signer / background / lighting of the video; what moves (the hands,
   the mouth) is the deviation from the video's mean. A pretrained DINOv2 (paper) is not
   dominated by the background, so the paper profile does not center.
+* **Fingerspelling CTC head init** (``fs_blank_bias``, default 3.0 in both profiles: the paper
+  gives no init): the head's ``<blank>`` bias starts at b, so p(blank) ≈ e^b / (e^b + 28) ≈ 0.42
+  on every frame. With b = 0 the first steps are dominated by the name-less videos' empty-target
+  CTC (Σ_t −log p_t(blank) ≈ T · ln 29, not divided by a target length; ctc_fs ≈ 31 at the
+  start) and, depending on the init, the expert ends on the all-blank plateau (round 5).
+  ``fs_ctc_videos`` (default ``"all"``; ``"fingerspelled"``: only videos with a name, as
+  ChicagoFSWild's clips) is the other lever measured there.
 * **Expert input dropout** (``expert_input_dropout``, default 0): dropout on the frame features
   entering each expert (conv-only experts have no other dropout).
 * **Schedules**: ``scheduler="constant"`` (linear warm-up 20 steps, then the stage lr) for the
@@ -235,10 +242,10 @@ user + sys seconds; dev / test 32 samples each.
   router 87.9 / 87.6 %, α(manual) rest 0.72, sign 0.74, fingerspelling 0.74 (std ≤ 0.02).
   So the failure is **not** explained by centering, depth, lr, init or the targets: the same
   expert on the same (cached, centered) features escapes in a plain AdamW loop and not inside
-  the runner's stage 1. Open (next step): step through ``manual_step`` under the trainer on a
-  fixed batch against the probe loop (the remaining differences: the trainer's data / batches,
-  the shared optimizer state and global grad-norm clip with the router and the sign expert, the
-  full-run seed). The default stays
+  the runner's stage 1. Open then (resolved in round 5: it was the init): step through
+  ``manual_step`` under the trainer on a fixed batch against the probe loop (the remaining
+  differences: the trainer's data / batches, the shared optimizer state and global grad-norm
+  clip with the router and the sign expert, the full-run seed). The default stays
   ``fs_expert_layers=2`` (the round-3 run) since the conv-only run did not fix the letters and
   its test BLEU-4 was lower (within the ±6 run-to-run swing, not separated).
   ``fusion=cross`` with ``fs_expert_layers=0``: 110.6 s CPU (user 108.0 + sys 2.6), dev / test
@@ -246,6 +253,30 @@ user + sys seconds; dev / test 32 samples each.
   0.0, router 86.8 / 85.8 %, α(manual) 0.51 ± 0.003 on every segment type (static, as in
   round 2). Latency p50: cross 68 ms, gate 201 ms per video — both measured while three jobs
   shared one core, so neither is a valid timing (not re-measured in isolation).
+
+* **Round 5 — why the fingerspelling expert stayed blank in the runner, and the fix.** Stage 1
+  replicated with the real ``Trainer`` (``SignBind.manual_step``, 640 runner videos, the
+  runner's seed / batches / clip; 5 epochs = 200 steps; dev letter accuracy on the 32 dev
+  videos): ctc_fs 1.36 and letters **0.0** — the full-run failure, reproduced. Switched one at a
+  time (letters at 200 steps): router CE off (``router_weight=0``) 0.0; no grad-norm clip 0.0
+  (ctc_fs 2.3); warm-up 100 steps 0.0; fs CTC on fingerspelled videos only 26.5. The features
+  and letter targets are bit-identical to the probe's (max |Δ| = 0), and ``extra_metrics`` agrees
+  with a hand decode (spans / stride / blank are right: the metric was not the problem).
+  **Only the fs expert's initialisation mattered**: re-initialising just that expert (same run
+  otherwise) with seeds 0 / 1 / 2 / 3 gave 75.2 / 69.0 / 51.3 / 60.2 — the runner's own init
+  (RNG state after the frame ViT, router and sign expert) is one that sticks to the all-blank
+  plateau, as the probe's seed 2 did; the sign expert / shared clip are innocent. Why inits
+  stick: at b = 0 the name-less videos' empty-target CTC (≈ T · ln 29, not divided by a target
+  length) makes ctc_fs ≈ 31 in the first steps, and those huge blank-only gradients decide the
+  early dynamics. Fix: ``fs_blank_bias=3.0`` (blank-prior init of the CTC head, p(blank) ≈ 0.42;
+  initial ctc_fs 7 instead of 31): runner init 77.0 (b = 5: 69.9), seeds 2 / 3 / 4: 66.4 / 67.3 /
+  71.7 (vs 51.3 / 60.2 / – at b = 0). Full run with the defaults (round-3 schedule + b = 3):
+  **123.1 s CPU** (user 120.9 + sys 2.1, shared core), dev / test BLEU-4 **23.3 / 14.7**,
+  pseudo-gloss WER **55.7 / 58.8** (round 3: 64.9 / 61.3), **letter accuracy 87.6 / 85.7**
+  (20 / 18 segments; train ctc_fs 4.73 → 0.12 over the 9 epochs), router 87.1 / 86.5 %,
+  32 / 31 distinct outputs of 32, gate α(manual) rest 0.72 ± 0.04, sign 0.77 ± 0.03,
+  fingerspelling 0.70 ± 0.03 (the gate now leans a little more on the lips on fingerspelled
+  frames). Test BLEU-4 is inside the ±6 run-to-run swing of 32 videos.
 
 ``paper``: ViT-S/14 (DINOv2) for frames and lips, experts and fusion 512 wide, LLaMA-2-7B
 dimensions with LoRA on q/v.
@@ -283,6 +314,7 @@ MANUAL_STAGE, LIP_STAGE, FUSION_STAGE, LLM_STAGE = "manual_experts", "lip_expert
 FRAME_POOLINGS = ("cls_mean", "patches")
 FRAME_LABELS = ("rest", "sign", "fingerspelling")
 LLM_MONITORS = ("loss", "bleu4")
+FS_CTC_VIDEOS = ("fingerspelled", "all")
 #: modules the fusion stage keeps frozen (their outputs are cached per sample in that stage)
 FROZEN_IN_FUSION = ("frame_encoder.", "lip_encoder.", "sign_expert.", "fs_expert.",
                     "lip_expert.")
@@ -327,6 +359,8 @@ class SignBindConfig:
     expert_heads: int = 4
     dropout: float = 0.1
     expert_input_dropout: float = 0.0
+    fs_ctc_videos: str = "all"
+    fs_blank_bias: float = 3.0
     # fusion
     fusion: str = "gate"
     use_fingerspelling: bool = True
@@ -373,6 +407,9 @@ class SignBindConfig:
         if self.scheduler not in SCHEDULERS:
             raise ValueError(f"SignBindConfig.scheduler = {self.scheduler!r}; expected one of "
                              f"{SCHEDULERS}")
+        if self.fs_ctc_videos not in FS_CTC_VIDEOS:
+            raise ValueError(f"SignBindConfig.fs_ctc_videos = {self.fs_ctc_videos!r}; expected "
+                             f"one of {FS_CTC_VIDEOS}")
         if self.llm_monitor not in LLM_MONITORS:
             raise ValueError(f"SignBindConfig.llm_monitor = {self.llm_monitor!r}; expected one "
                              f"of {LLM_MONITORS}")
@@ -509,6 +546,8 @@ class SignBind(SLTMethod):
         if cfg.use_fingerspelling:
             self.fs_expert = CTCExpert(frame_feat, vocab_size=len(self.letters),
                                        **{**expert, "layers": cfg.fs_expert_layers})
+            with torch.no_grad():  # blank-prior init of the CTC head (docstring, round 5)
+                self.fs_expert.head.bias[self.letters.blank_id] = cfg.fs_blank_bias
         if cfg.use_lipreading:
             self.lip_encoder = _vit(cfg.lip_img_size, cfg.lip_patch, cfg.lip_dim, cfg.lip_depth,
                                     cfg.lip_heads, cfg.vit_init_values, cfg.lip_encoder_init)
@@ -740,11 +779,30 @@ class SignBind(SLTMethod):
         if self.config.use_fingerspelling:
             with self.nvtx("fingerspelling_expert"):
                 _, logits = self.fs_expert(feats, mask)
-                out["ctc_fs"] = ctc_loss(logits, mask, *self.letter_targets(batch, feats.device))
+                out["ctc_fs"] = self.fingerspelling_loss(logits, mask, batch)
         out["router_ce"] = self._router_ce(batch, feats, mask)
         total = out["ctc_sign"] + out.get("ctc_fs", 0.0) \
             + self.config.router_weight * out["router_ce"]
         return {"loss": total, **{k: v.detach() for k, v in out.items()}}
+
+    def fingerspelling_loss(self, logits: torch.Tensor, mask: torch.Tensor, batch: Any
+                            ) -> torch.Tensor:
+        """The fingerspelling expert's CTC loss over every video (``fs_ctc_videos="all"``,
+        default: name-less videos teach it to stay blank) or over the videos that contain
+        fingerspelling only (``"fingerspelled"``, as ChicagoFSWild's clips; round-5 ablation).
+
+        A name-less video has an empty target; its CTC loss (the all-blank path,
+        −Σ_t log p_t(blank), divided by max(1, 0) = 1) is not normalised by a target length, so
+        at a random init it dominates the batch mean (module docstring, round 5). With
+        ``"fingerspelled"`` a batch without any name gives a zero loss (graph kept)."""
+        targets, lengths = self.letter_targets(batch, logits.device)
+        if self.config.fs_ctc_videos == "fingerspelled":
+            keep = lengths > 0
+            if not bool(keep.any()):
+                return logits.float().sum() * 0.0
+            logits, mask, targets, lengths = logits[keep], mask[keep], targets[keep], \
+                lengths[keep]
+        return ctc_loss(logits, mask, targets, lengths)
 
     def _router_ce(self, batch: Any, feats: torch.Tensor, mask: torch.Tensor,
                    logits: torch.Tensor | None = None) -> torch.Tensor:

@@ -420,3 +420,51 @@ def test_profile_defaults_for_llm_schedule_and_monitor():
         SignBind("tiny", fs_expert_layers=-1)
     with pytest.raises(ValueError, match="llm_monitor"):
         SignBind("tiny", llm_monitor="wer")
+
+
+def test_fingerspelling_ctc_ignores_videos_without_a_name(corpus):
+    """``fs_ctc_videos``: the empty-target CTC of a name-less video (Σ_t −log p(blank), not
+    divided by a target length) outweighs the named ones; "fingerspelled" drops those videos."""
+    method = _method(corpus, fs_ctc_videos="fingerspelled")
+    batch = _batch(method, corpus)  # three videos with a name, one without
+    _, mask = method.frame_features(batch)
+    logits = torch.randn(*mask.shape, len(method.letters), requires_grad=True)
+    targets, lengths = method.letter_targets(batch, torch.device("cpu"))
+    keep = lengths > 0
+    assert 0 < int(keep.sum()) < len(keep)
+    loss = method.fingerspelling_loss(logits, mask, batch)
+    ref = ctc_loss(logits[keep], mask[keep], targets[keep], lengths[keep])
+    assert torch.allclose(loss, ref)
+    loss.backward()
+    assert logits.grad[~keep].abs().max() == 0 and logits.grad[keep].abs().max() > 0
+    everyone = _method(corpus).fingerspelling_loss(logits, mask, batch)
+    assert torch.allclose(everyone, ctc_loss(logits, mask, targets, lengths))
+    # the name-less video's all-blank term alone outweighs the mean over the named ones
+    alone = ctc_loss(logits[~keep], mask[~keep], targets[~keep], lengths[~keep])
+    assert alone > ref
+    no_name = _batch(method, corpus, [s for s in corpus["few"] if not s.fingerspelling])
+    _, m1 = method.frame_features(no_name)
+    zero = method.fingerspelling_loss(torch.randn(*m1.shape, len(method.letters)), m1, no_name)
+    assert float(zero) == 0.0
+    with pytest.raises(ValueError, match="fs_ctc_videos"):
+        _method(corpus, fs_ctc_videos="some")
+
+
+@pytest.mark.parametrize("bias", [0.0, 3.0])
+def test_fingerspelling_head_blank_prior_init(corpus, bias):
+    """Round 5: the fs expert's CTC head starts with a blank bias (``fs_blank_bias``): p(blank)
+    ≈ e^b / (e^b + 28) on every frame, and the initial empty-target loss of a name-less video
+    (Σ_t −log p_t(blank)) shrinks accordingly — with b = 0 it is ~T·ln 29 and its huge first
+    gradients pushed the default full-run init onto the all-blank plateau."""
+    method = _method(corpus, fs_blank_bias=bias)
+    head = method.fs_expert.head
+    assert float(head.bias.detach()[method.letters.blank_id]) == bias
+    method.eval()
+    no_name = _batch(method, corpus, [s for s in corpus["few"] if not s.fingerspelling])
+    feats, mask = method.frame_features(no_name)
+    with torch.no_grad():
+        p = method.fs_expert(feats, mask)[1].softmax(-1)[..., method.letters.blank_id][mask]
+        loss = method.fingerspelling_loss(method.fs_expert(feats, mask)[1], mask, no_name)
+    prior = math.exp(bias) / (math.exp(bias) + len(method.letters) - 1)
+    assert abs(float(p.mean()) - prior) < 0.15, (float(p.mean()), prior)
+    assert float(loss) == pytest.approx(-float(torch.log(p).sum()), rel=1e-4)
