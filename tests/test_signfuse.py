@@ -350,7 +350,7 @@ def test_tiny_run_learns():
         values = []
         for _ in range(steps):
             out = model.training_step(batch, state)
-            values.append(float(out[key]))
+            values.append(float(out[key].detach()))
             opt.zero_grad()
             out["loss"].backward()
             opt.step()
