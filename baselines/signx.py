@@ -150,8 +150,9 @@ Tiny-profile learning (measured; synthetic ``de``, 256 train / 32 dev, CPU time,
   ``finetune_vid2pose``; the remaining GT-pose gap to the Linear (format fusion width 32 →
   rank-32 latent, ViT depth) is unexplained.
 * Fifth round (full tiny runs, ``signbench run --methods signx``, 1 core; dev / test gloss WER,
-  CTC-head WER, BLEU-4; runs are deterministic, CPU s vary ~±15 with machine load):
-  ``finetune_vid2pose=true`` with v2p 8 / recogniser 8 epochs: 105 s, 95.7 / 95.0 (CTC head
+  CTC-head WER, BLEU-4; runs are deterministic, CPU s vary ~±15 with machine load). On the
+  old defaults (v2p 10 / rec 16: 104 s, 88.9 / 90.6): ``finetune_vid2pose=true`` with v2p 8 /
+  recogniser 8 epochs: 105 s, 95.7 / 95.0 (CTC head
   100 / 100; recogniser train CTC 3.65, aux MSE 3.52 → 3.14): the 5×-dearer steps leave too
   few recogniser epochs. ``padmatch_norm=true`` + Pose2Gloss 16 epochs (L_text 4.06 → 3.66,
   L_contrast 2.59 → 1.65; 12 extra Pose2Gloss epochs cost only ~10 s): 100 s, 92.3 / 93.8,
@@ -166,8 +167,11 @@ Tiny-profile learning (measured; synthetic ``de``, 256 train / 32 dev, CPU time,
   predictions without generalising). New tiny defaults v2p 7 / rec 24 (small, consistent gain
   on dev, test and the CTC head; within the budget). Target dev WER ≤ 70 still NOT reached;
   the binding limit remains the Vid2Pose output (R² ~0.2) plus the slow pose-encoder
-  recogniser (GT-pose probe: 86.5-91 vs 72 for a Linear). ``latent_match_weight=1`` with
-  Pose2Gloss 12 epochs: 118 s, 87.5 / 89.4 (no gain over the new defaults, dearer).
+  recogniser (GT-pose probe: 86.5-91 vs 72 for a Linear). On top of the new defaults, none
+  helped: ``latent_match_weight=1`` + Pose2Gloss 12 epochs: 118 s, 87.5 / 89.4; recogniser
+  dropout 0.3 (p_attn = p_relu = p_res): 102 s, 88.5 / 90.6 (CTC head 83.2 / 84.4);
+  ``v2p_lr=2e-3``: 102 s, 87.5 / 88.8 (Vid2Pose dev loss 3.31, as with 10 epochs at 1e-3);
+  ``--train-size 384`` with v2p 5 / rec 16 (same sample-epochs): 115 s, 88.0 / 92.5.
   Which pose components are predictable (numpy probe, 256 train / 64 dev+test videos): the five
   formats are random linear maps of the 225 keypoint values, so per-dimension weights in eq.
   (14) cannot single out hands; in the pose PCA basis 91.6 % of the variance lies in 5
