@@ -317,3 +317,33 @@ def test_pose_encoder_output_carries_the_poses_not_the_positions():
 
     assert content_share(True) > 0.1
     assert content_share(False) < 0.05  # the default (paper-literal) encoder: position-bound
+
+
+def test_table5_and_table6_experiments_run_end_to_end(tmp_path):
+    """Both SignX experiments train, evaluate and tabulate at a miniature size: three pipelines
+    with FPS ratios to the Transformer baseline (Table 6), and one row per zeroed pose format with
+    ΔWER against the full model (Table 5)."""
+    from baselines.signx_experiments import TINY_EXPERIMENT
+    from harness.data.synthetic import POSE_FORMATS
+    from harness.experiments import run_experiment
+
+    assert TINY_EXPERIMENT["train_size"] >= 256  # the committed tables' setting, not a toy one
+    mini = {"train_size": 6, "eval_size": 2, "batch_size": 3, "p2g_epochs": 1, "v2p_epochs": 1,
+            "rec_epochs": 1}
+    record, _, md = run_experiment("signx-efficiency", out=tmp_path, results=tmp_path / "res",
+                                   device="cpu", overrides=mini, progress=False)
+    rows = record["rows"]
+    assert [r["pipeline"] for r in rows] == ["transformer", "pixel", "latent"]
+    assert all(r["FPS"] > 0 and r["WER (%)"] >= 0 for r in rows)
+    for row in rows:
+        assert row["FPS vs Transformer"] == pytest.approx(row["FPS"] / rows[0]["FPS"])
+    assert md is not None and md.read_text().count("| SignX (CSLR in") == 2
+
+    record, _, _ = run_experiment("signx-modality-ablation", out=tmp_path, results=None,
+                                  device="cpu", overrides={**mini, "finetune_epochs": 1},
+                                  progress=False)
+    rows = record["rows"]
+    full = rows[0]["WER (%)"]
+    assert [r["ablated modality"] for r in rows[1:]] == [f"w/o {n}" for n in POSE_FORMATS]
+    for row in rows[1:]:
+        assert row["ΔWER"] == pytest.approx(row["WER (%)"] - full)
