@@ -29,7 +29,7 @@ so a user can profile any method with Nsight.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -178,6 +178,14 @@ class SLTMethod(nn.Module):
             raise ValueError(f"{self.key}: stage {stage.name!r} leaves no parameter trainable "
                              f"(trainable={stage.trainable}, frozen={stage.frozen})")
         return names
+
+
+def check_choices(owner: str, choices: Mapping[str, tuple[Any, Collection[Any]]]) -> None:
+    """Raise a ``ValueError`` naming ``owner.field``, the bad value and the allowed ones for the
+    first ``field: (value, allowed)`` whose value is not allowed (config ``validate`` methods)."""
+    for name, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ValueError(f"{owner}.{name} = {value!r}; expected one of {tuple(allowed)}")
 
 
 def scale_epochs(stages: Sequence[Stage], epochs: int | None) -> list[Stage]:

@@ -183,7 +183,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines import register
-from baselines.base import SLTMethod, Stage, TrainState
+from baselines.base import SLTMethod, Stage, TrainState, check_choices
 from baselines.common import mbart as mb
 from baselines.hfa_prototypes import PROTOTYPE_DIM, PseudoGlossHead, build_prototypes, multi_hot
 from baselines.hfa_temporal import TemporalEncoder
@@ -282,10 +282,8 @@ class HFAConfig:
     batch_size: int = 16
 
     def validate(self) -> None:
-        for name in ("vit_train", "mbart_train"):
-            if getattr(self, name) not in TRAIN_MODES:
-                raise ValueError(f"HFAConfig.{name} = {getattr(self, name)!r}; expected one of "
-                                 f"{TRAIN_MODES}")
+        check_choices("HFAConfig", {name: (getattr(self, name), TRAIN_MODES)
+                                    for name in ("vit_train", "mbart_train")})
         if self.img_size % self.patch_size:
             raise ValueError(f"HFAConfig.img_size {self.img_size} is not a multiple of "
                              f"patch_size {self.patch_size}")

@@ -208,7 +208,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines import register
-from baselines.base import SLTMethod, Stage, TrainState
+from baselines.base import SLTMethod, Stage, TrainState, check_choices
 from baselines.common import mbart as mb
 from baselines.common.encoders import (
     KEYPOINT_NORMALIZATIONS,
@@ -322,9 +322,7 @@ class HyperSignConfig:
                    "keypoint_normalize": (self.keypoint_normalize, KEYPOINT_NORMALIZATIONS),
                    "bridge": (self.bridge, BRIDGES),
                    "bridge_fusion": (self.bridge_fusion, BRIDGE_FUSIONS)}
-        for name, (value, allowed) in choices.items():
-            if value not in allowed:
-                raise ValueError(f"HyperSignConfig.{name} = {value!r}; expected one of {allowed}")
+        check_choices("HyperSignConfig", choices)
         positive = {"d_model": self.d_model, "sst_tokens": self.sst_tokens,
                     "sst_dim": self.sst_dim, "temperature": self.temperature,
                     "alpha_eps": self.alpha_eps, "alpha_T_fraction": self.alpha_T_fraction,

@@ -294,7 +294,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines import register
-from baselines.base import SCHEDULERS, SLTMethod, Stage, TrainState
+from baselines.base import SCHEDULERS, SLTMethod, Stage, TrainState, check_choices
 from baselines.common.vit import VisionTransformer
 from baselines.signbind_experts import (
     CTCExpert,
@@ -398,21 +398,11 @@ class SignBindConfig:
     amp: bool = False
 
     def validate(self) -> None:
-        if self.frame_pooling not in FRAME_POOLINGS:
-            raise ValueError(f"SignBindConfig.frame_pooling = {self.frame_pooling!r}; expected "
-                             f"one of {FRAME_POOLINGS}")
-        if self.fusion not in FUSIONS:
-            raise ValueError(f"SignBindConfig.fusion = {self.fusion!r}; expected one of "
-                             f"{FUSIONS}")
-        if self.scheduler not in SCHEDULERS:
-            raise ValueError(f"SignBindConfig.scheduler = {self.scheduler!r}; expected one of "
-                             f"{SCHEDULERS}")
-        if self.fs_ctc_videos not in FS_CTC_VIDEOS:
-            raise ValueError(f"SignBindConfig.fs_ctc_videos = {self.fs_ctc_videos!r}; expected "
-                             f"one of {FS_CTC_VIDEOS}")
-        if self.llm_monitor not in LLM_MONITORS:
-            raise ValueError(f"SignBindConfig.llm_monitor = {self.llm_monitor!r}; expected one "
-                             f"of {LLM_MONITORS}")
+        check_choices("SignBindConfig", {
+            "frame_pooling": (self.frame_pooling, FRAME_POOLINGS),
+            "fusion": (self.fusion, FUSIONS), "scheduler": (self.scheduler, SCHEDULERS),
+            "fs_ctc_videos": (self.fs_ctc_videos, FS_CTC_VIDEOS),
+            "llm_monitor": (self.llm_monitor, LLM_MONITORS)})
         for name in ("use_fingerspelling", "use_lipreading", "imagenet_norm", "amp",
                      "train_encoders", "fusion_warm_start", "feature_centering"):
             if not isinstance(getattr(self, name), bool):

@@ -216,7 +216,7 @@ import torch
 from torch import nn
 
 from baselines import register
-from baselines.base import SLTMethod, Stage, TrainState
+from baselines.base import SLTMethod, Stage, TrainState, check_choices
 from baselines.signfuse_modules import (
     CMFA,
     FUSIONS,
@@ -309,9 +309,7 @@ class SignFuseConfig:
                    "align_target": (self.align_target, ALIGN_TARGETS),
                    "llm_pretrain_prefix": (self.llm_pretrain_prefix, PRETRAIN_PREFIXES),
                    "llm_profile": (self.llm_profile, ("tiny", "paper"))}
-        for name, (value, allowed) in choices.items():
-            if value not in allowed:
-                raise ValueError(f"SignFuseConfig.{name} = {value!r}; expected one of {allowed}")
+        check_choices("SignFuseConfig", choices)
         for name in ("d_model", "frame_stride", "resnet_base_width", "cmfa_layers", "heads",
                      "ffn_mult", "hta_len", "sign_tokens", "lora_r", "batch_size"):
             if not getattr(self, name) > 0:

@@ -209,7 +209,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines import register
-from baselines.base import SLTMethod, Stage, TrainState
+from baselines.base import SLTMethod, Stage, TrainState, check_choices
 from baselines.signx_averaging import TopKAverager
 from baselines.signx_decode import entropy_beam_search
 from baselines.signx_latent import Pose2Gloss, PoseEncoder, Vid2Pose, vid2pose_loss
@@ -332,12 +332,10 @@ class SignXConfig:
     p2g_grad_clip: float = 7.0
 
     def __post_init__(self) -> None:
-        if self.pipeline not in PIPELINES:
-            raise ValueError(f"signx: unknown pipeline {self.pipeline!r}; expected one of "
-                             f"{PIPELINES}")
-        if self.recognizer_input not in RECOGNIZER_INPUTS:
-            raise ValueError(f"signx: unknown recognizer_input {self.recognizer_input!r}; "
-                             f"expected one of {RECOGNIZER_INPUTS}")
+        check_choices("SignXConfig", {
+            "pipeline": (self.pipeline, PIPELINES),
+            "recognizer_input": (self.recognizer_input, RECOGNIZER_INPUTS),
+            "gloss_output": (self.gloss_output, ("decoder", "ctc"))})
         self.formats = tuple((str(n), int(w)) for n, w in self.formats)
         if isinstance(self.zero_formats, str):
             self.zero_formats = tuple(f for f in self.zero_formats.split(",") if f)
@@ -347,9 +345,6 @@ class SignXConfig:
             raise ValueError(f"signx: zero_formats {unknown} are not pose formats "
                              f"{[n for n, _ in self.formats]}")
         self.kernels = tuple(int(k) for k in self.kernels)
-        if self.gloss_output not in ("decoder", "ctc"):
-            raise ValueError(f"signx: gloss_output must be 'decoder' or 'ctc', got "
-                             f"{self.gloss_output!r}")
         if self.average_top_k < 1:
             raise ValueError(f"signx: average_top_k must be >= 1, got {self.average_top_k}")
         if self.frame_stride < 1:
