@@ -723,28 +723,22 @@ class SignBind(SLTMethod):
 
     def frame_features(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Strided frame features (B, T', D) and mask (cached while frozen, ``_cached``)."""
-        return self._cached(batch, "frame", lambda: self._frame_features(batch))
-
-    def _frame_features(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        frames, mask = self._stream(batch, "frames")
-        frames, mask = _masked_stride(frames, mask, self.config.frame_stride)
-        with self.nvtx("frontend"):
-            feats = self._run([self.frame_encoder],
-                              lambda: self._encode_video(self.frame_encoder, frames, mask))
-        if self.config.feature_centering:
-            feats = center_features(feats, mask)
-        return feats, mask
+        return self._cached(batch, "frame", lambda: self._video_features(
+            batch, "frames", self.frame_encoder, "frontend"))
 
     def lip_features(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Strided mouth-crop features and mask (cached while frozen, ``_cached``)."""
-        return self._cached(batch, "lip", lambda: self._lip_features(batch))
+        return self._cached(batch, "lip", lambda: self._video_features(
+            batch, "lips", self.lip_encoder, "lip_frontend"))
 
-    def _lip_features(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        lips, mask = self._stream(batch, "lips")
-        lips, mask = _masked_stride(lips, mask, self.config.frame_stride)
-        with self.nvtx("lip_frontend"):
-            feats = self._run([self.lip_encoder],
-                              lambda: self._encode_video(self.lip_encoder, lips, mask))
+    def _video_features(self, batch: Any, stream: str, encoder: nn.Module, stage: str
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``stream`` strided by ``frame_stride``, encoded by ``encoder`` (ViT per frame) and
+        centred per video when ``feature_centering`` is on."""
+        video, mask = self._stream(batch, stream)
+        video, mask = _masked_stride(video, mask, self.config.frame_stride)
+        with self.nvtx(stage):
+            feats = self._run([encoder], lambda: self._encode_video(encoder, video, mask))
         if self.config.feature_centering:
             feats = center_features(feats, mask)
         return feats, mask
