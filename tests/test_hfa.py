@@ -76,6 +76,22 @@ def state_for(stage: Stage, epoch: int = 0) -> TrainState:
 # ------------------------------------------------------------------------------ temporal
 
 
+def train_steps(m, stage: Stage, batches, steps: int, *, lr: float = 3e-3,
+                key: str = "loss") -> list[float]:
+    """``steps`` AdamW steps of ``stage`` (already applied) cycling over ``batches``; returns the
+    value of ``key`` at each step."""
+    m.train()
+    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=lr)
+    values = []
+    for step in range(steps):
+        out = m.training_step(batches[step % len(batches)], state_for(stage))
+        out["loss"].backward()
+        opt.step()
+        opt.zero_grad()
+        values.append(float(out[key].detach()))
+    return values
+
+
 def rope_complex(x: torch.Tensor, pos: torch.Tensor, base: float = 10_000.0) -> torch.Tensor:
     """Independent RoPE: pairs (x_i, x_{i+d/2}) as complex numbers times e^{i p θ_i}."""
     d = x.shape[-1]
@@ -316,16 +332,9 @@ def test_short_pretrain_and_finetune_learns(corpus):
     m.eval()
     before = translation_scores(m.generate(batches[0], beam_size=1, max_len=30), refs)
     losses: dict[str, list[float]] = {}
-    for stage, steps, lr in zip(m.stages(), (12, 20, 40), (3e-3, 3e-3, 3e-3), strict=True):
+    for stage, steps in zip(m.stages(), (12, 20, 40), strict=True):
         m.apply_stage(stage)
-        m.train()
-        opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=lr)
-        for step in range(steps):
-            out = m.training_step(batches[step % 4], state_for(stage))
-            out["loss"].backward()
-            opt.step()
-            opt.zero_grad()
-            losses.setdefault(stage.name, []).append(float(out["loss"].detach()))
+        losses[stage.name] = train_steps(m, stage, batches, steps)
     for name, values in losses.items():
         assert np.mean(values[-4:]) < np.mean(values[:4]), (name, values)
     m.eval()
@@ -363,15 +372,7 @@ def test_frame_pretraining_regresses_keypoints(corpus):
         pred = m.keypoint_head(m.vit(m._pixels(torch.cat(frames)))).double()
     want = ((pred - (xy - mean) / std.clamp_min(1e-3)) ** 2)[seen].mean()
     torch.testing.assert_close(got.double(), want, atol=1e-4, rtol=1e-4)
-    m.train()
-    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=3e-3)
-    losses = []
-    for _ in range(12):
-        out = m.training_step(batch, state_for(stage))
-        out["loss"].backward()
-        opt.step()
-        opt.zero_grad()
-        losses.append(float(out["loss"].detach()))
+    losses = train_steps(m, stage, [batch], 12)
     assert np.mean(losses[-3:]) < 0.85 * np.mean(losses[:3]), losses
     with pytest.raises(ValueError, match="keypoints"):
         m.training_step(batch_of(train[:2], tok), state_for(stage))
@@ -404,15 +405,7 @@ def test_text_pretraining_learns_and_seeds_the_text_encoder(corpus):
     names = m.apply_stage(text_stage)
     assert names and all(n.startswith("mbart.") for n in names)
     b = batch_of(train[:12], tok)
-    m.train()
-    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=3e-3)
-    losses = []
-    for _ in range(25):
-        out = m.training_step(b, state_for(text_stage))
-        out["loss"].backward()
-        opt.step()
-        opt.zero_grad()
-        losses.append(float(out["loss_text"]))
+    losses = train_steps(m, text_stage, [b], 25, key="loss_text")
     assert np.mean(losses[-3:]) < 0.75 * np.mean(losses[:3]), losses
     # the text encoder is still the initial copy until the next stage's first training step
     enc = m.mbart.get_encoder().layers[0].fc1.weight
