@@ -6,7 +6,10 @@ Accuracy and efficiency are measured in separate passes, never from the same cal
   bucketed, order restored afterwards), scores the whole corpus with
   ``harness.metrics.translation_scores`` (task ``translation``) or ``recognition_scores``
   (task ``recognition``; ``cleanup="phoenix14t"`` on the phoenix14t dataset), and writes the
-  per-sample outputs (``name``, ``reference``, ``hypothesis``) as JSONL, atomically;
+  per-sample outputs (``name``, ``reference``, ``hypothesis``) as JSONL, atomically, and the
+  shuffled-reference control (:mod:`harness.metrics.control`: the same outputs scored against
+  other samples' references, and the number of distinct outputs — does the score come from the
+  input or from the sentence prior?);
 * efficiency — :func:`measure_method` times ``generate`` on one fixed batch (by default the
   first video of the split: the run JSON's latency is per video) with
   ``harness.measure.measure_efficiency`` (warm-up, device sync, percentiles, FPS from
@@ -53,6 +56,7 @@ class EvalResult:
     outputs: SplitOutputs
     outputs_path: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    control: dict[str, Any] | None = None
 
 
 def reference_of(sample: Sample, task: str) -> str:
@@ -130,6 +134,16 @@ def score(task: str, hypotheses: Sequence[str], references: Sequence[str], *, la
     raise ValueError(f"unknown task {task!r}; expected 'translation' or 'recognition'")
 
 
+def control_of(task: str, outputs: SplitOutputs, *, lang: str = "de",
+               dataset: str = "synthetic") -> dict[str, Any] | None:
+    """The shuffled-reference control of ``outputs`` under the split's own metric protocol."""
+    from harness.metrics import shuffled_reference_control
+
+    return shuffled_reference_control(
+        task, outputs.hypotheses, outputs.references,
+        lambda h, r: score(task, h, r, lang=lang, dataset=dataset))
+
+
 def write_outputs(path: str | Path, outputs: SplitOutputs) -> Path:
     """Per-sample JSONL (one ``{"name", "reference", "hypothesis"}`` per line), atomically."""
     lines = [json.dumps(r, ensure_ascii=False, sort_keys=True) for r in outputs.records()]
@@ -141,7 +155,8 @@ def evaluate_split(method: Any, samples: Sequence[Sample], *, lang: str = "de",
                    length_penalty: float = 1.0, max_len: int = 60,
                    device: torch.device | str = "cpu", outputs_path: str | Path | None = None,
                    progress: bool = True, desc: str = "evaluate") -> EvalResult:
-    """Generate, score, and (when ``outputs_path`` is given) write the per-sample JSONL."""
+    """Generate, score (with the shuffled-reference control), and (when ``outputs_path`` is
+    given) write the per-sample JSONL."""
     if not len(samples):
         raise ValueError("cannot evaluate an empty split")
     outputs = generate_split(method, samples, batch_size=batch_size, beam_size=beam_size,
@@ -150,7 +165,8 @@ def evaluate_split(method: Any, samples: Sequence[Sample], *, lang: str = "de",
     scores = score(method.task, outputs.hypotheses, outputs.references, lang=lang,
                    dataset=dataset)
     path = write_outputs(outputs_path, outputs) if outputs_path is not None else None
-    return EvalResult(scores=scores, outputs=outputs, outputs_path=path)
+    control = control_of(method.task, outputs, lang=lang, dataset=dataset)
+    return EvalResult(scores=scores, outputs=outputs, outputs_path=path, control=control)
 
 
 def measure_method(method: Any, samples: Sequence[Sample], *, videos: int = 1,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -372,6 +373,9 @@ LEADERBOARD_COLUMNS: tuple[Column, ...] = (
     Column("BLEU-4", fmt_score, True),
     Column("ROUGE-L", fmt_score, True),
     Column("WER", fmt_score, True),
+    Column("distinct outputs"),
+    Column("BLEU-4 shuffled refs", fmt_score, True),
+    Column("WER shuffled refs", fmt_score, True),
     Column("latency p50 (ms)", fmt_sig, True),
     Column("latency p90 (ms)", fmt_sig, True),
     Column("FPS", fmt_sig, True),
@@ -400,6 +404,10 @@ Columns:
 - BLEU-1…4: corpus BLEU with maximum n-gram order n; ROUGE-L: sentence-level ROUGE-L F-score
   averaged over the corpus; both ×100, computed as the metric signatures above state.
 - WER: word error rate in % of reference words (recognition; glosses for gloss-based methods).
+- distinct outputs: different hypotheses among the split's samples; BLEU-4 / WER shuffled refs:
+  the same outputs scored against other samples' references (mean of 5 random derangements,
+  `harness.metrics.control`). A score no better than its shuffled-refs control does not come
+  from the video (e.g. one sentence emitted for every video scores the same either way).
 - latency p50/p90: end-to-end milliseconds per video after warm-up, device-synchronised.
 - FPS: video frames processed per second.
 - GPU power: mean board power while running (NVML); energy/video: NVML energy counter delta per
@@ -441,6 +449,30 @@ def _scores(run: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _control(path: Path, run: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's shuffled-reference control: from its JSON, else computed from its per-sample
+    outputs JSONL beside it (runs written before the runner stored it); None without either."""
+    if isinstance(run.get("control"), dict):
+        return run["control"]
+    outputs = run.get("outputs")
+    if not outputs or not (path.parent / outputs).is_file() or run.get("task") not in (
+            "translation", "recognition"):
+        return None
+    from harness.evaluate import SplitOutputs, control_of
+
+    source = path.parent / outputs
+    try:
+        records = [json.loads(line) for line in
+                   source.read_text(encoding="utf-8").splitlines() if line.strip()]
+        split = SplitOutputs(names=[r["name"] for r in records],
+                             references=[r["reference"] for r in records],
+                             hypotheses=[r["hypothesis"] for r in records])
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise RunFileError(f"{source}: per-sample outputs: each line must be a JSON object with "
+                           f"name / reference / hypothesis ({exc})") from None
+    return control_of(run["task"], split, lang=run["lang"], dataset=run["dataset"])
+
+
 def leaderboard_rows(runs: Sequence[tuple[Path, dict[str, Any]]]) -> list[dict[str, Any]]:
     """One row per run (raw values; None = missing), sorted by dataset, lang, split, method,
     profile, backend, device, then source file name."""
@@ -474,6 +506,13 @@ def leaderboard_rows(runs: Sequence[tuple[Path, dict[str, Any]]]) -> list[dict[s
                 "date": _date(env.get("timestamp")),
             }
         )
+        control = _control(path, run)
+        if control is not None:
+            row.update({
+                "distinct outputs": f"{control['distinct_outputs']}/{control['samples']}",
+                "BLEU-4 shuffled refs": _num(control.get("bleu4")),
+                "WER shuffled refs": _num(control.get("wer")),
+            })
         row["_source"] = path.name
         row["_run"] = run
         rows.append(row)

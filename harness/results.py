@@ -243,6 +243,16 @@ def _check_accuracy(c: _Checker, accuracy: dict[str, Any], task: str) -> None:
             c.str_(value, f"accuracy.{key}")
 
 
+def _check_control(c: _Checker, control: dict[str, Any], task: str) -> None:
+    """``control``: the shuffled-reference control (``harness.metrics.control``)."""
+    from harness.metrics.control import CONTROL_KEYS
+
+    for key in ("shuffles", "samples", "distinct_outputs"):
+        c.int_(c.get(control, key, "control."), f"control.{key}")
+    for key in CONTROL_KEYS[task]:
+        c.num(c.get(control, key, "control."), f"control.{key}")
+
+
 def _check_efficiency(c: _Checker, eff: dict[str, Any]) -> None:
     p = "efficiency."
     unavailable = c.dict_(c.get(eff, "unavailable", p), "efficiency.unavailable")
@@ -336,6 +346,10 @@ def validate_run(obj: Any, source: str = "<run>") -> dict[str, Any]:
         or ".." in Path(outputs).parts
     ):
         raise c.error("outputs", f"expected a path relative to the run file, got {outputs!r}")
+    if "control" in obj:
+        control = c.dict_(obj["control"], "control", nullable=True)
+        if control is not None:
+            _check_control(c, control, task)
     if "config" in obj:
         c.dict_(obj["config"], "config", nullable=True)
     if "variant" in obj:

@@ -387,6 +387,8 @@ def run_method(key: str, dataset: str = "synthetic", lang: str | None = None,
                "accuracy": _json_safe(ev.scores), "efficiency": efficiency,
                "training": training, "environment": environment,
                "outputs": ev.outputs_path.name, "config": config}
+        if ev.control is not None:
+            run["control"] = _json_safe(ev.control)
         if extras[split] is not None:
             run["extra"] = extras[split]
         write_run(run, run_dir)

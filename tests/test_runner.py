@@ -58,6 +58,10 @@ def test_run_method_writes_valid_runs_and_outputs(tmp_path):
         outputs = path.parent / stored["outputs"]
         rows = [json.loads(line) for line in outputs.read_text().splitlines()]
         assert len(rows) == 8 and set(rows[0]) == {"name", "reference", "hypothesis"}
+        # the shuffled-reference control of exactly these outputs
+        control = stored["control"]
+        assert control["samples"] == 8 and control["shuffles"] == 5
+        assert control["distinct_outputs"] == len({r["hypothesis"] for r in rows})
         assert all(r["name"].startswith(f"synthetic_{run['split']}_") for r in rows)
     run_dir = run_path(tmp_path, runs[0]).parent
     assert (run_dir / "tokenizer").is_dir()

@@ -4,13 +4,17 @@
   signjoey / SLRT tables) or the ``sacrebleu`` protocol (adds chrF).
 - :func:`recognition_scores` — corpus-pooled gloss WER with S / D / I, optional PHOENIX cleanup.
 - :func:`clean_phoenix_glosses` — the published PHOENIX-2014T gloss cleanup on its own.
+- :func:`shuffled_reference_control` — the same outputs scored against other samples'
+  references: how much of a score comes from the input (see :mod:`harness.metrics.control`).
 
 Every result carries a ``signature`` string naming the protocol, tokenisation and library
 versions, so that a number in a results table can be reproduced.
 """
 
 from harness.metrics.cleanup import clean_phoenix_glosses
+from harness.metrics.control import shuffled_reference_control
 from harness.metrics.recognition import recognition_scores
 from harness.metrics.translation import translation_scores
 
-__all__ = ["clean_phoenix_glosses", "recognition_scores", "translation_scores"]
+__all__ = ["clean_phoenix_glosses", "recognition_scores", "shuffled_reference_control",
+           "translation_scores"]
