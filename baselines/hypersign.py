@@ -216,6 +216,7 @@ from baselines.common.encoders import (
     RGBEncoder,
     VLMapper,
 )
+from baselines.common.sample_cache import SampleCache
 from harness.ops import HyperFusion, sst_convert
 from harness.ops.hyper import VARIANTS
 
@@ -393,7 +394,8 @@ class HyperSign(SLTMethod):
         cfg = replace(base, **overrides)
         cfg.validate()
         self.config = cfg
-        self._feature_cache: dict[tuple[str, str, int], torch.Tensor] = {}
+        # frozen-extractor outputs by (stream, sample name, input length); training steps only
+        self._feature_cache = SampleCache()
         # loading weights (a resumed or best checkpoint) invalidates cached extractor outputs
         self.register_load_state_dict_post_hook(lambda module, _keys: module.clear_feature_cache())
         self.tokenizer = tokenizer
@@ -605,17 +607,11 @@ class HyperSign(SLTMethod):
             return self._extract(encoder, x_in, m_in)
         keys = [(stream, name, int(n)) for name, n in zip(batch.names, m_in.sum(1).tolist(),
                                                             strict=True)]
-        if all(k in self._feature_cache for k in keys):
-            rows = [self._feature_cache[k] for k in keys]
-            n = max(r.shape[0] for r in rows)
-            x = rows[0].new_zeros(len(rows), n, rows[0].shape[-1])
-            for i, r in enumerate(rows):
-                x[i, :r.shape[0]] = r
-            lengths = torch.tensor([r.shape[0] for r in rows], device=x.device)
-            return x, torch.arange(n, device=x.device)[None] < lengths[:, None]
+        cached = self._feature_cache.lookup(keys, device=m_in.device)
+        if cached is not None:
+            return cached
         x, mask = self._extract(encoder, x_in, m_in)
-        for k, xi, mi in zip(keys, x, mask, strict=True):
-            self._feature_cache[k] = xi[mi].detach().clone()
+        self._feature_cache.store(keys, x, mask.sum(1))
         return x, mask
 
     def clear_feature_cache(self) -> None:

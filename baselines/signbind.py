@@ -295,6 +295,7 @@ from torch import nn
 
 from baselines import register
 from baselines.base import SCHEDULERS, SLTMethod, Stage, TrainState, check_choices
+from baselines.common.sample_cache import SampleCache
 from baselines.common.vit import VisionTransformer
 from baselines.signbind_experts import (
     CTCExpert,
@@ -519,10 +520,10 @@ class SignBind(SLTMethod):
         self.phonemes = PhonemeVocab()
         self._targets: dict[str, tuple[list[int], list[str]]] = {}
         self.tau = cfg.tau_end  # current routing temperature (annealed in the fusion stage)
-        self._frozen_cache: dict[str, Any] = {}
+        self._frozen_cache = SampleCache()  # fusion stage: frozen encoders' and experts' outputs
         self._cache_on = False
         self._in_training_step = False
-        self._feature_cache: dict[str, dict[str, torch.Tensor]] = {}
+        self._feature_cache: dict[str, SampleCache] = {}  # "frame" / "lip": frozen ViT features
         self._warm_started = False
 
         frame_feat = self._feature_dim(cfg.frame_img_size, cfg.frame_patch, cfg.frame_dim)
@@ -808,15 +809,15 @@ class SignBind(SLTMethod):
         """As ``SLTMethod.apply_stage``; also resets the frozen-expert cache (valid only while
         the fusion stage keeps every encoder and expert fixed)."""
         names = super().apply_stage(stage)
-        self._frozen_cache = {}
+        self._frozen_cache.clear()
         self._cache_on = stage.name == FUSION_STAGE and not any(
             n.startswith(FROZEN_IN_FUSION) for n in names)
         # frozen ViT features (``train_encoders=False``) are fixed per sample: cached likewise
         self._feature_cache = {}
         if stage.name == MANUAL_STAGE and not any(n.startswith("frame_encoder.") for n in names):
-            self._feature_cache["frame"] = {}
+            self._feature_cache["frame"] = SampleCache()
         if stage.name == LIP_STAGE and not any(n.startswith("lip_encoder.") for n in names):
-            self._feature_cache["lip"] = {}
+            self._feature_cache["lip"] = SampleCache()
         if stage.name == FUSION_STAGE and self.config.fusion_warm_start:
             self.warm_start_fusion()
         return names
@@ -841,16 +842,12 @@ class SignBind(SLTMethod):
         """``compute()`` → (feats (B, T, D), mask), cached per sample name while the stage
         keeps the producing encoder frozen (``training_step`` only, never ``generate``)."""
         cache = self._feature_cache.get(key) if self._in_training_step else None
-        if cache is not None and all(n in cache for n in batch.names):
-            seqs = [cache[n] for n in batch.names]
-            feats = torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True)
-            lengths = torch.tensor([len(x) for x in seqs])
-            mask = torch.arange(feats.shape[1])[None] < lengths[:, None]
-            return feats.to(batch.lengths.device), mask.to(batch.lengths.device)
+        hit = cache.lookup(batch.names, batch.lengths.device) if cache is not None else None
+        if hit is not None:
+            return hit
         feats, mask = compute()
         if cache is not None:
-            for i, (name, n) in enumerate(zip(batch.names, mask.sum(1).tolist(), strict=True)):
-                cache[name] = feats[i, : int(n)].detach()
+            cache.store(batch.names, feats, mask.sum(1))
         return feats, mask
 
     def frozen_outputs(self, batch: Any) -> dict[str, Any]:
@@ -861,16 +858,11 @@ class SignBind(SLTMethod):
         same numbers as recomputing them, at a fraction of the cost. ``generate`` never uses
         the cache (its latency is measured)."""
         cfg = self.config
-        cache: dict[str, Any] | None = self._frozen_cache if self._use_cache else None
-        if cache is not None and all(n in cache for n in batch.names):
-            items = [cache[n] for n in batch.names]
-            out = {}
-            for key in items[0]:
-                seqs = [it[key] for it in items]
-                out[key] = torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True)
-            lengths = torch.tensor([it["feats"].shape[0] for it in items])
-            out["mask"] = torch.arange(out["feats"].shape[1])[None] < lengths[:, None]
-            return {k: v.to(batch.lengths.device) for k, v in out.items()}
+        cache = self._frozen_cache if self._use_cache else None
+        hit = cache.lookup(batch.names, batch.lengths.device) if cache is not None else None
+        if hit is not None:
+            cached, mask = hit
+            return {**cached, "mask": mask}
         feats, mask = self.frame_features(batch)
         experts = [self.sign_expert] + ([self.fs_expert] if cfg.use_fingerspelling else [])
         with self.nvtx("experts"):
@@ -887,10 +879,7 @@ class SignBind(SLTMethod):
                                    align_corners=False).transpose(1, 2)
             out["lip"] = lh
         if cache is not None:
-            lengths = mask.sum(1).tolist()
-            for i, name in enumerate(batch.names):
-                cache[name] = {k: v[i, : int(lengths[i])].detach()
-                               for k, v in out.items() if k != "mask"}
+            cache.store(batch.names, {k: v for k, v in out.items() if k != "mask"}, mask.sum(1))
         return out
 
     @property

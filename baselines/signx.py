@@ -210,6 +210,7 @@ from torch import nn
 
 from baselines import register
 from baselines.base import SLTMethod, Stage, TrainState, check_choices
+from baselines.common.sample_cache import SampleCache, repad
 from baselines.signx_averaging import TopKAverager
 from baselines.signx_decode import entropy_beam_search
 from baselines.signx_latent import Pose2Gloss, PoseEncoder, Vid2Pose, vid2pose_loss
@@ -450,7 +451,7 @@ class SignX(SLTMethod):
             persistent=False)
         self.averager = TopKAverager(cfg.average_top_k, mode="min")
         self.averaging: dict[str, Any] | None = None
-        self._cache: dict[str, dict[str, torch.Tensor]] = {}
+        self._cache = SampleCache()  # frozen parts' outputs within one recogniser stage
         self._cache_key: tuple[Any, ...] | None = None
         self._pruned_at: set[int] = set()
         self.prune_log: list[dict[str, float]] = []
@@ -554,10 +555,12 @@ class SignX(SLTMethod):
         key = (state.stage_index if state is not None else None, cfg.zero_formats)
         use_cache = cfg.cache_latents and state is not None
         if use_cache and key != self._cache_key:
-            self._cache, self._cache_key = {}, key
+            self._cache.clear()
+            self._cache_key = key
         names = list(batch.names)
-        if use_cache and all(n in self._cache for n in names):
-            rows = [self._cache[n] for n in names]
+        hit = self._cache.lookup(names, mask.device) if use_cache else None
+        if hit is not None:
+            rows = hit[0]
         else:
             modules = [m for m in (getattr(self, "pose2gloss", None),
                                    getattr(self, "vid2pose", None),
@@ -572,28 +575,12 @@ class SignX(SLTMethod):
                 elif latent:
                     z = self.recognizer_latent(batch)[0]
                 t = self.teacher(frames, mask) if self.uses_teacher else None
-            lengths = mask.sum(1).tolist()
-
-            def cut(x: Any, i: int, n: int) -> Any:
-                if x is None:
-                    return None
-                if isinstance(x, dict):
-                    return {k: v[i, :n].detach() for k, v in x.items()}
-                return x[i, :n].detach()
-
-            rows = [{"z": cut(z, i, n), "t": cut(t, i, n)} for i, n in enumerate(lengths)]
+            # detached and zero-padded like a cache hit, so both hand on the same tensors
+            rows = repad({"z": z, "t": t}, mask.sum(1))
             if use_cache:
-                self._cache.update(dict(zip(names, rows, strict=True)))
+                self._cache.store(names, rows, mask.sum(1))
 
-        def pad(key: str) -> Any:
-            if rows[0][key] is None:
-                return None
-            if isinstance(rows[0][key], dict):
-                return {k: nn.utils.rnn.pad_sequence([r[key][k] for r in rows], batch_first=True)
-                        for k in rows[0][key]}
-            return nn.utils.rnn.pad_sequence([r[key] for r in rows], batch_first=True)
-
-        return pad("z"), pad("t"), mask
+        return rows["z"], rows["t"], mask
 
     # ------------------------------------------------------------------------------ training
 

@@ -1,0 +1,79 @@
+"""Tests for ``baselines.common.sample_cache`` (the per-sample cache of frozen-module outputs
+shared by HyperSign, SignFuse, SignBind-LLM and SignX)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from baselines.common.sample_cache import SampleCache, repad
+
+
+def _batch(lengths: list[int], dim: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    t = max(lengths)
+    x = torch.randn(len(lengths), t, dim, generator=g)
+    mask = torch.arange(t)[None] < torch.tensor(lengths)[:, None]
+    return x, mask
+
+
+def test_round_trip_reorders_and_zero_pads():
+    x, mask = _batch([4, 2, 5])
+    cache = SampleCache()
+    cache.store(["a", "b", "c"], {"feats": x, "extra": {"h": x * 2}, "none": None}, mask.sum(1))
+    assert len(cache) == 3 and "b" in cache and "z" not in cache
+    # a later batch in another order, shorter than the first one
+    out, got_mask = cache.lookup(["b", "a"])
+    assert torch.equal(got_mask, torch.tensor([[True, True, False, False],
+                                               [True, True, True, True]]))
+    assert out["feats"].shape == (2, 4, 3) and out["none"] is None
+    torch.testing.assert_close(out["feats"][0, :2], x[1, :2])
+    torch.testing.assert_close(out["feats"][1], x[0, :4])
+    torch.testing.assert_close(out["extra"]["h"][1], 2 * x[0, :4])
+    assert torch.all(out["feats"][0, 2:] == 0)  # zeros beyond the length, not the old padding
+
+
+def test_miss_when_any_key_is_absent_and_after_clear():
+    x, mask = _batch([3, 3])
+    cache = SampleCache()
+    assert cache.lookup(["a"]) is None and cache.lookup([]) is None
+    cache.store(["a", "b"], x, mask.sum(1))
+    assert cache.lookup(["a", "new"]) is None
+    assert cache.lookup(["b"]) is not None
+    cache.clear()
+    assert len(cache) == 0 and cache.lookup(["b"]) is None
+
+
+def test_rows_are_detached_copies():
+    x, mask = _batch([3, 2])
+    w = torch.ones(1, requires_grad=True)
+    y = x * w
+    cache = SampleCache()
+    cache.store(["a", "b"], y, mask.sum(1))
+    x.add_(100.0)  # the caller's batch changes afterwards: the cache does not
+    out, _ = cache.lookup(["a"])
+    assert not out.requires_grad
+    torch.testing.assert_close(out[0], (x - 100.0)[0, :3])
+
+
+def test_repad_equals_a_cache_hit():
+    x, mask = _batch([2, 5, 1], seed=1)
+    x = x + 7.0  # non-zero values in the padding: repad must zero them
+    cache = SampleCache()
+    cache.store(["a", "b", "c"], {"z": x, "t": None}, mask.sum(1))
+    hit, _ = cache.lookup(["a", "b", "c"])
+    direct = repad({"z": x, "t": None}, mask.sum(1))
+    assert direct["t"] is None
+    assert torch.equal(direct["z"], hit["z"])
+    assert torch.equal(direct["z"] != 0, mask[..., None].expand_as(x))
+
+
+def test_bad_input_is_named():
+    x, _ = _batch([2, 2])
+    cache = SampleCache()
+    with pytest.raises(ValueError, match="2 keys but 1 lengths"):
+        cache.store(["a", "b"], x, [2])
+    with pytest.raises(TypeError, match="cannot cache a list"):
+        cache.store(["a", "b"], [x], [2, 2])
+    with pytest.raises(ValueError, match=r"\(B, T, \.\.\.\) tensors, got shape \(2,\)"):
+        cache.store(["a", "b"], torch.ones(2), [1, 1])
