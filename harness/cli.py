@@ -24,6 +24,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from harness import __version__
 
@@ -150,24 +151,42 @@ def _add_info(sub) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from harness.metrics import recognition_scores, translation_scores
+    from harness.metrics import (
+        recognition_scores,
+        shuffled_reference_control,
+        translation_scores,
+    )
 
     hyps = read_lines(Path(args.hyp), "hypothesis")
     refs = read_lines(Path(args.ref), "reference")
     if len(hyps) != len(refs):
         raise CLIError(f"{args.hyp} has {len(hyps)} lines but {args.ref} has {len(refs)}; "
                        "score files need one sentence per line, aligned")
-    if args.task == "translation":
-        if args.cleanup:
-            raise CLIError("--cleanup applies to --task recognition only")
-        scores = translation_scores(hyps, refs, lang=args.lang, protocol=args.protocol)
-    else:
-        scores = recognition_scores(hyps, refs, cleanup=args.cleanup)
+    if args.task == "translation" and args.cleanup:
+        raise CLIError("--cleanup applies to --task recognition only")
+
+    def scorer(h: list[str], r: list[str]) -> dict[str, Any]:
+        if args.task == "translation":
+            return translation_scores(h, r, lang=args.lang, protocol=args.protocol)
+        return recognition_scores(h, r, cleanup=args.cleanup)
+
+    scores = scorer(hyps, refs)
+    control = None
+    if args.control:
+        control = shuffled_reference_control(args.task, hyps, refs, scorer)
+        if control is None:
+            raise CLIError("--control needs at least 2 sentences (each hypothesis is scored "
+                           "against another sentence's reference)")
     if args.json:
-        print(json.dumps(scores, indent=2, sort_keys=True, ensure_ascii=False))
+        out = {**scores, "control": control} if control is not None else scores
+        print(json.dumps(out, indent=2, sort_keys=True, ensure_ascii=False))
         return 0
     rows = [(key, f"{value:.2f}" if isinstance(value, float) else str(value))
             for key, value in scores.items() if key != "signature"]
+    if control is not None:
+        rows.append(("distinct outputs", f"{control['distinct_outputs']}/{control['samples']}"))
+        rows += [(f"{key} (shuffled refs)", f"{control[key]:.2f}")
+                 for key in ("bleu4", "rouge_l", "wer") if key in control]
     print(format_table(rows, ("metric", "score")))
     print(f"\nsignature: {scores['signature']}")
     return 0
@@ -183,6 +202,10 @@ def _add_score(sub) -> None:
     p.add_argument("--task", default="translation", choices=["translation", "recognition"])
     p.add_argument("--cleanup", default=None, choices=["phoenix14t"],
                    help="gloss cleanup applied to both sides before WER (recognition)")
+    p.add_argument("--control", action="store_true",
+                   help="also score the hypotheses against shuffled references (mean of 5 "
+                        "derangements) and count distinct outputs: a score that does not beat "
+                        "its control does not come from the input")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_score)
 

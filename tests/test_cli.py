@@ -80,6 +80,32 @@ def test_score_recognition_with_cleanup(capsys):
     assert scores["del"] == 0.0 and scores["ins"] == 0.0
 
 
+def test_score_control(capsys, tmp_path):
+    """--control: one sentence for every line scores the same against shuffled references
+    (the sentence prior); recomputed here with the library function."""
+    from harness.metrics import shuffled_reference_control, translation_scores
+
+    refs = (EXAMPLES / "de.ref").read_text(encoding="utf-8").splitlines()
+    hyp = tmp_path / "prior.hyp"
+    hyp.write_text("\n".join([refs[0]] * len(refs)) + "\n", encoding="utf-8")
+    code, out, _ = run_cli(capsys, "score", "--hyp", str(hyp), "--ref",
+                           str(EXAMPLES / "de.ref"), "--control", "--json")
+    assert code == 0
+    scores = json.loads(out)
+    assert scores["control"]["distinct_outputs"] == 1
+    assert scores["control"]["bleu4"] == pytest.approx(scores["bleu4"])
+    expected = shuffled_reference_control(
+        "translation", [refs[0]] * len(refs), refs, lambda h, r: translation_scores(h, r))
+    assert scores["control"] == pytest.approx(expected)
+    code, out, _ = run_cli(capsys, "score", "--hyp", str(EXAMPLES / "de.hyp"), "--ref",
+                           str(EXAMPLES / "de.ref"), "--control")
+    assert code == 0 and "bleu4 (shuffled refs)" in out and "distinct outputs" in out
+    one = tmp_path / "one.txt"
+    one.write_text("a b c\n", encoding="utf-8")
+    code, _, err = run_cli(capsys, "score", "--hyp", str(one), "--ref", str(one), "--control")
+    assert code != 0 and "--control needs at least 2 sentences" in err
+
+
 def test_score_errors_are_one_line(capsys, tmp_path):
     ref = EXAMPLES / "de.ref"
     code, _, err = run_cli(capsys, "score", "--hyp", str(tmp_path / "nope.txt"), "--ref", str(ref))
