@@ -191,6 +191,42 @@ user + system; dev / test BLEU-4; ``extra.lm_loss`` dev real / shuffled / prompt
   train L_contra 2.82 / 2.83 / 2.73 / 2.55 / 2.28 / 2.09 (below chance ln 16 = 2.77 from epoch
   3: the streams *can* be matched), dev 3.50 → 3.51 (above chance: no generalisation at this
   budget), so a longer contrastive stage costs ~8 s CPU per epoch without a dev benefit.
+* round 5 (OMP 1 thread, one pinned core; probes on cached data, 32 dev samples; "shuffled"
+  = the same scores with labels / sign tokens of another sample):
+  (a) can the stream encoders learn *word presence* (multi-hot of the sentence's BPE ids, BCE,
+  max-pooled HTA output → Linear; per-sample dev AUC; predicting the train word frequencies
+  gives 0.930 at 256 / 0.941 at 1,024 train videos)? Trained ST-GCN (stride 4, lr 3e-3,
+  0.38 s CPU per step): 256 videos, 160 steps dev 0.934 / shuffled 0.923 (train 0.959);
+  1,024 videos, 150 steps 0.940 / 0.927. Visual stream alone (0.22 s per step), 96 steps
+  0.930 / 0.929; ST-GCN at stride 2, lr 1e-2 (1 s per step) 0.935 / 0.931. Frozen random
+  encoders (cached) + CMFA + HTA trained: 256 videos overfit (train 1.000, dev 0.900 /
+  0.896 after 480 steps); 1,024 videos 0.944 / 0.932 at 480 steps, then overfit too (1,500
+  steps 0.915 / 0.900). Not one setting beats the frequency prior by more than ~0.005 AUC:
+  within this budget neither stream yields video features with word content that
+  generalises beyond the training videos, so no head / adapter / LM objective downstream can
+  read it;
+  (b) full run with 4× the data (``--train-size 1024``, ``llm_pretrain_epochs=5`` ≈ the same
+  320 LM steps, epochs (1, 6, 2)): 177 s CPU (171.8 user + 5.5 sys), dev / test BLEU-4
+  2.7 / 0.0, 1 distinct output on each split, shuffled control 2.7 / 0.0, lm_loss dev
+  1.45189 / 1.45196 / 1.642 — more data alone does not help at this step budget;
+  (b2) the same word-presence probe on the ST-GCN's *input* (``normalize_skeleton``, hand
+  gain 3, stride 4, 150 values per frame) with a plain 2-layer temporal conv (k 5, 64
+  channels, max over time; ~0.007 s CPU per step, 50× cheaper than the ST-GCN): 1,024
+  videos, 600 steps (4 s CPU) dev 0.965 / shuffled 0.915 (prior 0.941), still rising; 256
+  videos 0.947 / 0.903 (train 0.998). So the keypoints *do* carry generalisable word
+  content; the tiny ST-GCN (graph conv, mean over the 75 joints, 0.38 s per step) is what
+  cannot extract it within the budget. Next step (not done, no time left this round): a
+  cheaper / wider tiny ST-GCN (fewer joints per block or a per-joint-flattening readout instead
+  of the joint mean) trained for ~600 steps on an order-free word-presence aid before the
+  paper's stages;
+  (c) what does work: the pipeline carries per-sample content when the mapping only has to
+  be *memorised* — LM pre-trained on 64 other sentences behind the text stand-in, then 40
+  ``alignment`` steps on 8 fixed samples: LM loss own / other sample's video 2.95 / 2.96
+  before, 2.20 / 2.46 after (``tests/test_signfuse.py::
+  test_pipeline_learns_a_video_dependent_mapping``). The missing piece is generalisation of
+  the sign → word mapping to unseen videos, which needs sign-level supervision (glosses, as
+  in HyperSign / SignX / SignBind) or far more videos × encoder steps than 300 s CPU buy
+  (~0.75 s per end-to-end step). Defaults unchanged (round 4's).
 Status: NOT solved. The LM reads its prefix and the sign tokens are at its scale, but after the
 whole schedule the sign tokens are sample-independent (real = shuffled; one sentence for every
 video). Found: the bottleneck is the *supervision*, not a missing gradient — L_align alone
