@@ -13,6 +13,7 @@ The field-by-field description lives in ``docs/results-schema.md``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -392,6 +393,21 @@ def slug(text: str) -> str:
     return out or "unknown"
 
 
+#: longest variant part of a run file / folder name before it is shortened (file systems allow
+#: 255 bytes per name; the other parts take ~80)
+MAX_VARIANT_SLUG = 96
+
+
+def variant_slug(variant: str) -> str:
+    """``slug(variant)``, or for a long one (many ``--set`` overrides) its first characters plus
+    a hash of the whole, so names stay within file-system limits and stay distinct."""
+    text = slug(variant)
+    if len(text) <= MAX_VARIANT_SLUG:
+        return text
+    digest = hashlib.sha1(str(variant).encode("utf-8")).hexdigest()[:10]
+    return f"{text[:MAX_VARIANT_SLUG - 11].rstrip('-.')}-{digest}"
+
+
 def run_filename(run: Mapping[str, Any]) -> str:
     """``<method>__<dataset>-<lang>__<split>__<profile>__<backend>__<device>[__<variant>].json``,
     each part slugged; the same run key always maps to the same name, so a re-run replaces its
@@ -408,7 +424,7 @@ def run_filename(run: Mapping[str, Any]) -> str:
     except KeyError as exc:
         raise RunFileError(f"<run>: field {exc.args[0]!r}: missing required field") from exc
     if run.get("variant"):  # ablations / single-stream runs of one method keep their own file
-        parts.append(slug(run["variant"]))
+        parts.append(variant_slug(run["variant"]))
     return "__".join(parts) + ".json"
 
 

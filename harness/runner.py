@@ -62,7 +62,7 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.data.sample import Sample
-from harness.results import atomic_write_json, run_filename, slug, write_run
+from harness.results import atomic_write_json, run_filename, slug, variant_slug, write_run
 
 PROFILE_DATA: dict[str, dict[str, Any]] = {
     "tiny": {"train_size": 256, "eval_size": 32, "resolution": 32, "batch_size": 16,
@@ -117,7 +117,7 @@ def run_directory(out: str | Path, run: Mapping[str, Any]) -> Path:
     parts = [slug(run["method"]), f"{slug(run['dataset'])}-{slug(run['lang'])}",
              slug(run["profile"]), slug(run["backend"]), slug(run["device"])]
     if run.get("variant"):
-        parts.append(slug(run["variant"]))
+        parts.append(variant_slug(run["variant"]))
     return Path(out) / "__".join(parts)
 
 

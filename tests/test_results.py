@@ -304,3 +304,16 @@ def test_load_run_errors_name_the_file(tmp_path: Path) -> None:
     wrong.write_text(json.dumps(run), encoding="utf-8")
     with pytest.raises(RunFileError, match=r"wrong\.json: field 'accuracy\.bleu1'"):
         load_run(wrong)
+
+
+def test_long_variants_get_short_distinct_file_names():
+    """Many ``--set`` overrides: the variant part is cut and hashed (OS name limit 255 bytes)."""
+    from harness.results import MAX_VARIANT_SLUG, run_filename, variant_slug
+
+    a = ",".join(f"option_number_{i}=[{i}, {i + 1}, {i + 2}]" for i in range(12))
+    b = a + ",one_more=1"
+    assert len(variant_slug(a)) <= MAX_VARIANT_SLUG and variant_slug(a) != variant_slug(b)
+    assert variant_slug("stream=rgb") == "stream-rgb"
+    run = {"method": "hfa", "dataset": "synthetic", "lang": "de", "split": "dev",
+           "profile": "tiny", "backend": "native", "device": "cpu", "variant": a}
+    assert len(run_filename(run)) < 200
