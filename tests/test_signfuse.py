@@ -23,9 +23,12 @@ from baselines.signfuse_modules import (
     HTA,
     SLA,
     VisualStream,
+    WordPresenceHead,
     info_nce,
     masked_adaptive_pool,
     resample_tokens,
+    word_presence_loss,
+    word_presence_targets,
 )
 from baselines.signfuse_stgcn import (
     SKELETON_EDGES,
@@ -234,7 +237,8 @@ def test_stage_freezing_really_freezes():
     model = _model()
     batch = _batch()
     stages = {s.name: s for s in model.stages()}
-    assert list(stages) == ["llm_pretrain", "contrastive", "alignment", "finetune"]
+    assert list(stages) == ["stream_pretrain", "llm_pretrain", "contrastive", "alignment",
+                            "finetune"]
     for name, stage in stages.items():
         trainable = set(model.apply_stage(stage))
         before = _snapshot(model)
@@ -249,6 +253,8 @@ def test_stage_freezing_really_freezes():
         changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
         assert changed <= trainable, (name, sorted(changed - trainable)[:5])
         assert changed, name
+        if name == "stream_pretrain":
+            assert all(n.startswith(("skeletal.", "word_heads.")) for n in trainable)
         if name == "llm_pretrain":
             assert all(n.startswith("llm.") and "lora_" not in n for n in trainable)
         if name == "contrastive":
@@ -332,7 +338,7 @@ def test_temporal_and_schedule_ablations():
     assert model.sign_embeddings(model.streams(batch)).shape == (2, 4, 32)
     model = _model(training="single")
     stages = model.stages()
-    assert [s.name for s in stages] == ["llm_pretrain", "finetune"]
+    assert [s.name for s in stages] == ["stream_pretrain", "llm_pretrain", "finetune"]  # aids kept
     assert stages[-1].epochs == sum(sf.SignFuseConfig().epochs)
 
 
@@ -453,7 +459,8 @@ def test_alignment_stage_caches_frozen_stream_features_exactly():
     model.train()
     state = _state(model, "alignment")
     first = model.training_step(batch, state)
-    assert model._stream_cache is not None and set(model._stream_cache) == set(batch.names)
+    assert model._cache_streams and len(model._stream_cache) == len(batch.names)
+    assert all(n in model._stream_cache for n in batch.names)
     # a second step must not run the (frozen) encoders again, and must give the same features
     calls = []
     hooks = [m.register_forward_hook(lambda *a: calls.append(1))
@@ -478,7 +485,11 @@ def test_alignment_stage_caches_frozen_stream_features_exactly():
     assert torch.isfinite(again["loss"]) and torch.isfinite(first["loss"])
     # a stage that trains the encoders drops the cache
     model.apply_stage(stages["finetune"])
-    assert model._stream_cache is None
+    assert not model._cache_streams and len(model._stream_cache) == 0
+    # and outside training_step (generate, reports) the cache is never read or filled
+    model.apply_stage(stages["alignment"])
+    model.streams(batch)
+    assert len(model._stream_cache) == 0
 
 
 def test_encoder_bn_statistics_are_the_stage_average():
@@ -512,6 +523,16 @@ def test_encoder_bn_statistics_are_the_stage_average():
         means[-1] = bn.running_mean * int(bn.num_batches_tracked) - before
     torch.testing.assert_close(bn.running_mean, (means[0] + means[1]) / 2)
     assert int(bn.num_batches_tracked) == 2
+    # the next epoch of that stage starts a new average (round 6: only the last epoch counts)
+    from dataclasses import replace as dc_replace
+
+    with torch.no_grad():
+        model.training_step(batches[1], dc_replace(_state(model, "contrastive"), epoch=1))
+    assert int(bn.num_batches_tracked) == 1
+    torch.testing.assert_close(bn.running_mean, means[1])
+    with torch.no_grad():
+        model.training_step(batches[0], dc_replace(_state(model, "contrastive"), epoch=1))
+    assert int(bn.num_batches_tracked) == 2  # same epoch: the average goes on
     # a frozen-encoder stage keeps them
     kept = bn.running_mean.clone()
     model.apply_stage(stages["alignment"])
@@ -567,3 +588,87 @@ def test_pipeline_learns_a_video_dependent_mapping():
     after = use()
     assert after["real"] < after["shuffled"] - 0.1, after
     assert after["real"] < before["real"] - 0.3, (before, after)
+
+
+# ------------------------------------------------------------------------------ stream_pretrain
+
+
+def test_word_presence_targets_and_loss_reference():
+    ids = torch.tensor([[1, 5, 7, 5, 2, 0], [1, 3, 2, 0, 0, 0]])
+    mask = ids != 0
+    mask[0, 5] = True  # a valid pad id must still be excluded
+    y = word_presence_targets(ids, mask, 9, exclude=(0, 1, 2))
+    ref = torch.zeros(2, 9)
+    ref[0, [5, 7]] = 1
+    ref[1, 3] = 1
+    assert torch.equal(y, ref)
+    z = torch.randn(2, 9)
+    manual = -(ref * torch.log(torch.sigmoid(z)) + (1 - ref) * torch.log(1 - torch.sigmoid(z)))
+    torch.testing.assert_close(word_presence_loss(z, ref), manual.sum(1).mean())
+    with pytest.raises(ValueError, match="token ids"):
+        word_presence_targets(ids, mask, 6)
+    with pytest.raises(ValueError, match="differ"):
+        word_presence_loss(z, ref[:, :4])
+
+
+def test_word_presence_head_pools_valid_steps_only():
+    head = WordPresenceHead(3, 5)
+    x = torch.randn(2, 4, 3)
+    mask = torch.tensor([[True, True, False, False], [True, True, True, True]])
+    x[0, 2:] = 100.0  # padding must not win the max
+    out = head(x, mask)
+    ref = head.proj(torch.stack([x[0, :2].max(0).values, x[1].max(0).values]))
+    torch.testing.assert_close(out, ref)
+    with pytest.raises(ValueError, match="no valid"):
+        head(x, torch.zeros(2, 4, dtype=torch.bool))
+
+
+def test_stream_pretrain_stage_trains_only_the_stream_and_its_head():
+    """The tiny-only aid (module docstring, round 6): first stage, trains the ST-GCN and its
+    word-presence head only, and its loss equals an independent BCE against the multi-hot of the
+    sentence's tokens computed from the tokenizer directly."""
+    model = _model(stream_pretrain_epochs=1, stgcn_dropout=0.0)  # deterministic forward
+    tok = _corpus()[1]
+    batch = _batch(4)
+    stages = model.stages()
+    assert [s.name for s in stages][:2] == ["stream_pretrain", "llm_pretrain"]
+    trainable = set(model.apply_stage(stages[0]))
+    assert trainable and all(n.startswith(("skeletal.", "word_heads.s.")) for n in trainable)
+    assert any(n.startswith("word_heads.") for n in trainable)
+    model.train()
+    # independent reference first (train-mode BN: the output uses batch statistics only)
+    k = model.config.frame_stride
+    with torch.no_grad():
+        feats, mask = model.skeletal(batch.inputs["keypoints"][:, ::k],
+                                     batch.masks["keypoints"][:, ::k])
+        vocab = model.llm.get_input_embeddings().weight.shape[0]
+        special = {tok.bos_id, tok.eos_id, tok.pad_id, tok.unk_id}
+        total = 0.0
+        for i, text in enumerate(batch.texts):
+            words = {t for t in tok.encode(text, add_special=False) if t not in special}
+            y = torch.tensor([1.0 if v in words else 0.0 for v in range(vocab)])
+            n = int(mask[i].sum())
+            z = model.word_heads["s"].proj(feats[i, :n].max(0).values)
+            total = total + float(F.binary_cross_entropy_with_logits(z, y, reduction="sum"))
+    calls = []
+    hook = model.visual.register_forward_hook(lambda *a: calls.append(1))
+    out = model.training_step(batch, _state(model, "stream_pretrain"))
+    hook.remove()
+    assert not calls  # the visual stream is not aided by default: it is not even run
+    assert float(out["loss"].detach()) == pytest.approx(total / len(batch.texts), rel=1e-4)
+    before = _snapshot(model)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    opt.zero_grad()
+    out["loss"].backward()
+    opt.step()
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed <= trainable and any(n.startswith("skeletal.") for n in changed)
+    # off by default in the paper profile: no stage, no head, parameter budget untouched
+    paper = get_method("signfuse", "paper", tokenizer=None, d_model=16, heads=2,
+                       stgcn_channels=(2, 4, 8, 8, 16), resnet_base_width=2, hta_len=8,
+                       sign_tokens=4, cmfa_layers=1, llm_profile="tiny")
+    assert "stream_pretrain" not in [s.name for s in paper.stages()]
+    assert not hasattr(paper, "word_heads")
+    report = model.param_report()
+    assert report["components"]["aid"] == sum(
+        p.numel() for n, p in model.named_parameters() if n.startswith("word_heads."))
