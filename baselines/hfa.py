@@ -625,6 +625,12 @@ class HFA(SLTMethod):
         glosses = [self.pseudo_gloss.extract(t or "") for t in batch.texts]
         return multi_hot(glosses, self.gloss_index, self.psp_head.num_glosses)
 
+    def pseudo_gloss_loss(self, z: torch.Tensor, mask: torch.Tensor, batch: Any) -> torch.Tensor:
+        """L_psp (eqs. 1–3) of the segment features Z against the batch's pseudo-glosses."""
+        with self.nvtx("pseudo_gloss"):
+            e_hat = self.psp_head(z, mask)
+            return self.psp_head.loss(e_hat, self.pseudo_gloss_labels(batch).to(e_hat.device))
+
     def info_nce(self, video: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """Eq. (4): symmetric InfoNCE of cosine similarities with the learnable temperature."""
         scale = self.logit_scale.exp().clamp(max=LOGIT_SCALE_MAX)
@@ -650,10 +656,7 @@ class HFA(SLTMethod):
         out = {"loss_align": loss_align}
         total = loss_align
         if cfg.psp_weight > 0:
-            with self.nvtx("pseudo_gloss"):
-                e_hat = self.psp_head(z, mask)
-                labels = self.pseudo_gloss_labels(batch).to(e_hat.device)
-                out["loss_psp"] = self.psp_head.loss(e_hat, labels)
+            out["loss_psp"] = self.pseudo_gloss_loss(z, mask, batch)
             total = total + cfg.psp_weight * out["loss_psp"]
         return {"loss": total, **{k: v.detach() for k, v in out.items()}}
 
@@ -671,6 +674,14 @@ class HFA(SLTMethod):
         return ids.masked_fill(drop & tmask & ~special,
                                unk if unk is not None else self.mbart.config.pad_token_id)
 
+    def _token_ce(self, logits: torch.Tensor, ids: torch.Tensor, tmask: torch.Tensor
+                  ) -> torch.Tensor:
+        """Teacher-forced cross-entropy of the next tokens ``ids[:, 1:]`` over valid positions
+        (label smoothing ``label_smoothing``)."""
+        valid = tmask[:, 1:]
+        return F.cross_entropy(logits[valid].float(), ids[:, 1:][valid],
+                               label_smoothing=self.config.label_smoothing)
+
     def text_pretrain_step(self, batch: Any) -> dict[str, torch.Tensor]:
         """Denoising text autoencoding (stage ``text_pretrain``): mBART reads the sentence with
         ``text_mask_prob`` of its tokens replaced by ``<unk>`` and reconstructs it."""
@@ -681,9 +692,7 @@ class HFA(SLTMethod):
             enc = mb.encode(self.mbart, emb, tmask)
         with self.nvtx("decoder"):
             logits, _ = mb.decode(self.mbart, enc, tmask, ids, tmask)
-        valid = tmask[:, 1:]
-        loss = F.cross_entropy(logits[valid].float(), ids[:, 1:][valid],
-                               label_smoothing=self.config.label_smoothing)
+        loss = self._token_ce(logits, ids, tmask)
         return {"loss": loss, "loss_text": loss.detach()}
 
     @torch.no_grad()
@@ -703,20 +712,16 @@ class HFA(SLTMethod):
         """Eq. (6) (plus ``finetune_psp_weight`` · L_psp on Z when set: tiny-only aid)."""
         ids, tmask = self._text(batch)
         z, mask = self.segment_features(batch)
-        x = self.mapper(z) * mask[..., None].to(z.dtype)
+        x = self.mapped(z, mask)
         with self.nvtx("encoder"):
             enc = mb.encode(self.mbart, x, mask)
         dec_ids = self._mask_tokens(ids, tmask, self.config.decoder_token_dropout)
         with self.nvtx("decoder"):
             logits, _ = mb.decode(self.mbart, enc, mask, dec_ids, tmask)
-        valid = tmask[:, 1:]
-        loss = F.cross_entropy(logits[valid].float(), ids[:, 1:][valid],
-                               label_smoothing=self.config.label_smoothing)
+        loss = self._token_ce(logits, ids, tmask)
         out = {"loss": loss, "loss_slt": loss.detach()}
         if self.config.finetune_psp_weight > 0 and self.training:
-            with self.nvtx("pseudo_gloss"):
-                e_hat = self.psp_head(z, mask)
-                psp = self.psp_head.loss(e_hat, self.pseudo_gloss_labels(batch).to(e_hat.device))
+            psp = self.pseudo_gloss_loss(z, mask, batch)
             out["loss"] = loss + self.config.finetune_psp_weight * psp
             out["loss_psp"] = psp.detach()
         return out
@@ -774,7 +779,11 @@ class HFA(SLTMethod):
     def video_inputs(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """What the mBART encoder reads when translating: mapper(Z), with the mask."""
         z, mask = self.segment_features(batch)
-        return self.mapper(z) * mask[..., None].to(z.dtype), mask
+        return self.mapped(z, mask), mask
+
+    def mapped(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The linear mapper on Z, zero on padded positions."""
+        return self.mapper(z) * mask[..., None].to(z.dtype)
 
     @torch.no_grad()
     def generate(self, batch: Any, beam_size: int = 5, length_penalty: float = 1.0,
