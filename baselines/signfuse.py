@@ -680,7 +680,7 @@ class SignFuse(SLTMethod):
             hit = self._stream_cache.lookup(names, device=batch.lengths.device)
             if hit is not None:
                 feats, mask = hit
-                return {k: (f.to(mask.device), mask) for k, f in feats.items()}
+                return {k: (f, mask) for k, f in feats.items()}
         out = self._compute_streams(batch)
         if use and names:  # every stream in use shares one mask (cut to the shorter)
             mask = next(iter(out.values()))[1]
