@@ -129,19 +129,51 @@ def score(task: str, hypotheses: Sequence[str], references: Sequence[str], *, la
     if task == "translation":
         return translation_scores(list(hypotheses), list(references), lang=lang)
     if task == "recognition":
-        cleanup = "phoenix14t" if dataset == "phoenix14t" else None
-        return recognition_scores(list(hypotheses), list(references), cleanup=cleanup)
+        return recognition_scores(list(hypotheses), list(references),
+                                  cleanup=cleanup_for(dataset))
     raise ValueError(f"unknown task {task!r}; expected 'translation' or 'recognition'")
+
+
+def cleanup_for(dataset: str) -> str | None:
+    """The gloss cleanup of a dataset's recognition protocol (PHOENIX-2014T's, else none)."""
+    return "phoenix14t" if dataset == "phoenix14t" else None
+
+
+def permutation_test_of(task: str, hypotheses: Sequence[str], references: Sequence[str], *,
+                        lang: str = "de", protocol: str = "slt", cleanup: str | None = None
+                        ) -> dict[str, Any]:
+    """``{"permutations", "p_value"}``: the control's permutation test of the task's headline
+    score alone (BLEU-4 under ``protocol``, or WER with ``cleanup``; higher / lower is
+    better), so the many re-scorings skip ROUGE-L."""
+    from harness.metrics import corpus_bleu, permutation_p_value, recognition_scores
+    from harness.metrics.control import DEFAULT_PERMUTATIONS
+
+    def metric(h: list[str], r: list[str]) -> float:
+        if task == "translation":
+            return corpus_bleu(h, r, lang=lang, protocol=protocol)
+        return float(recognition_scores(h, r, cleanup=cleanup)["wer"])
+
+    if task not in ("translation", "recognition"):
+        raise ValueError(f"unknown task {task!r}; expected 'translation' or 'recognition'")
+    p_value = permutation_p_value(hypotheses, references, metric,
+                                  higher_is_better=task == "translation",
+                                  permutations=DEFAULT_PERMUTATIONS)
+    return {"permutations": DEFAULT_PERMUTATIONS, "p_value": p_value}
 
 
 def control_of(task: str, outputs: SplitOutputs, *, lang: str = "de",
                dataset: str = "synthetic") -> dict[str, Any] | None:
-    """The shuffled-reference control of ``outputs`` under the split's own metric protocol."""
+    """The shuffled-reference control of ``outputs`` under the split's own metric protocol,
+    with the permutation test of its headline score (:func:`permutation_test_of`)."""
     from harness.metrics import shuffled_reference_control
 
-    return shuffled_reference_control(
+    control = shuffled_reference_control(
         task, outputs.hypotheses, outputs.references,
         lambda h, r: score(task, h, r, lang=lang, dataset=dataset))
+    if control is None:
+        return None
+    return {**control, **permutation_test_of(task, outputs.hypotheses, outputs.references,
+                                             lang=lang, cleanup=cleanup_for(dataset))}
 
 
 def write_outputs(path: str | Path, outputs: SplitOutputs) -> Path:

@@ -262,6 +262,11 @@ def fmt_score(x: float) -> str:
     return f"{x:.2f}"
 
 
+def fmt_p(x: float) -> str:
+    """p-values: three decimals (the permutation test resolves 1/200 = 0.005)."""
+    return f"{x:.3f}"
+
+
 def fmt_sig(x: float) -> str:
     """Measurements spanning orders of magnitude: ≥100 → 1 decimal, ≥1 → 2, else 3 significant."""
     if x == 0:
@@ -376,6 +381,7 @@ LEADERBOARD_COLUMNS: tuple[Column, ...] = (
     Column("distinct outputs"),
     Column("BLEU-4 shuffled refs", fmt_score, True),
     Column("WER shuffled refs", fmt_score, True),
+    Column("p (permuted refs)", fmt_p, True),
     Column("latency p50 (ms)", fmt_sig, True),
     Column("latency p90 (ms)", fmt_sig, True),
     Column("FPS", fmt_sig, True),
@@ -408,6 +414,10 @@ Columns:
   the same outputs scored against other samples' references (mean of 5 random derangements,
   `harness.metrics.control`). A score no better than its shuffled-refs control does not come
   from the video (e.g. one sentence emitted for every video scores the same either way).
+- p (permuted refs): one-sided permutation-test p-value of the headline score (BLEU-4, or WER
+  for recognition): the share of 199 random re-pairings of outputs and references (plus the
+  observed one) that score at least as well as the observed pairing. Small (≤ 0.05): the
+  outputs depend on their own videos; a constant output gets 1.
 - latency p50/p90: end-to-end milliseconds per video after warm-up, device-synchronised.
 - FPS: video frames processed per second.
 - GPU power: mean board power while running (NVML); energy/video: NVML energy counter delta per
@@ -449,28 +459,44 @@ def _scores(run: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _control(path: Path, run: dict[str, Any]) -> dict[str, Any] | None:
-    """The run's shuffled-reference control: from its JSON, else computed from its per-sample
-    outputs JSONL beside it (runs written before the runner stored it); None without either."""
-    if isinstance(run.get("control"), dict):
-        return run["control"]
+def _read_outputs(path: Path, run: dict[str, Any]) -> Any:
+    """The run's per-sample outputs (``SplitOutputs``) from the JSONL beside it, or None."""
     outputs = run.get("outputs")
     if not outputs or not (path.parent / outputs).is_file() or run.get("task") not in (
             "translation", "recognition"):
         return None
-    from harness.evaluate import SplitOutputs, control_of
+    from harness.evaluate import SplitOutputs
 
     source = path.parent / outputs
     try:
         records = [json.loads(line) for line in
                    source.read_text(encoding="utf-8").splitlines() if line.strip()]
-        split = SplitOutputs(names=[r["name"] for r in records],
-                             references=[r["reference"] for r in records],
-                             hypotheses=[r["hypothesis"] for r in records])
+        return SplitOutputs(names=[r["name"] for r in records],
+                            references=[r["reference"] for r in records],
+                            hypotheses=[r["hypothesis"] for r in records])
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise RunFileError(f"{source}: per-sample outputs: each line must be a JSON object with "
                            f"name / reference / hypothesis ({exc})") from None
-    return control_of(run["task"], split, lang=run["lang"], dataset=run["dataset"])
+
+
+def _control(path: Path, run: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's shuffled-reference control: from its JSON, else computed from its per-sample
+    outputs JSONL beside it (runs written before the runner stored it); None without either.
+    A stored control without the permutation test's ``p_value`` (written before it existed)
+    gets it from the JSONL too, when that is there."""
+    from harness.evaluate import cleanup_for, control_of, permutation_test_of
+
+    stored = run.get("control") if isinstance(run.get("control"), dict) else None
+    if stored is not None and "p_value" in stored:
+        return stored
+    split = _read_outputs(path, run)
+    if split is None:
+        return stored
+    if stored is None:
+        return control_of(run["task"], split, lang=run["lang"], dataset=run["dataset"])
+    return {**stored, **permutation_test_of(run["task"], split.hypotheses, split.references,
+                                            lang=run["lang"],
+                                            cleanup=cleanup_for(run["dataset"]))}
 
 
 def leaderboard_rows(runs: Sequence[tuple[Path, dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -512,6 +538,7 @@ def leaderboard_rows(runs: Sequence[tuple[Path, dict[str, Any]]]) -> list[dict[s
                 "distinct outputs": f"{control['distinct_outputs']}/{control['samples']}",
                 "BLEU-4 shuffled refs": _num(control.get("bleu4")),
                 "WER shuffled refs": _num(control.get("wer")),
+                "p (permuted refs)": _num(control.get("p_value")),
             })
         row["_source"] = path.name
         row["_run"] = run

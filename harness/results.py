@@ -252,6 +252,16 @@ def _check_control(c: _Checker, control: dict[str, Any], task: str) -> None:
         c.int_(c.get(control, key, "control."), f"control.{key}")
     for key in CONTROL_KEYS[task]:
         c.num(c.get(control, key, "control."), f"control.{key}")
+    # the permutation test (optional: runs written before it have neither field)
+    if ("p_value" in control) != ("permutations" in control):
+        raise c.error("control.p_value", "p_value and permutations come together")
+    if "p_value" in control:
+        permutations = c.int_(control["permutations"], "control.permutations")
+        if not permutations:
+            raise c.error("control.permutations", "expected at least 1 permutation")
+        p_value = c.num(control["p_value"], "control.p_value")
+        if not 0.0 < p_value <= 1.0:
+            raise c.error("control.p_value", f"expected a p-value in (0, 1], got {p_value!r}")
 
 
 def _check_efficiency(c: _Checker, eff: dict[str, Any]) -> None:

@@ -96,10 +96,12 @@ def test_score_control(capsys, tmp_path):
     assert scores["control"]["bleu4"] == pytest.approx(scores["bleu4"])
     expected = shuffled_reference_control(
         "translation", [refs[0]] * len(refs), refs, lambda h, r: translation_scores(h, r))
-    assert scores["control"] == pytest.approx(expected)
+    # a constant output ties under every re-pairing: the permutation test's p is exactly 1
+    assert scores["control"] == pytest.approx({**expected, "permutations": 199, "p_value": 1.0})
     code, out, _ = run_cli(capsys, "score", "--hyp", str(EXAMPLES / "de.hyp"), "--ref",
                            str(EXAMPLES / "de.ref"), "--control")
     assert code == 0 and "bleu4 (shuffled refs)" in out and "distinct outputs" in out
+    assert "p (bleu4, 199 permuted refs)" in out
     one = tmp_path / "one.txt"
     one.write_text("a b c\n", encoding="utf-8")
     code, _, err = run_cli(capsys, "score", "--hyp", str(one), "--ref", str(one), "--control")

@@ -12,8 +12,14 @@ import pytest
 from test_leaderboard import make_run
 
 from harness.evaluate import score
-from harness.metrics import recognition_scores, shuffled_reference_control, translation_scores
-from harness.metrics.control import derangement
+from harness.metrics import (
+    corpus_bleu,
+    permutation_p_value,
+    recognition_scores,
+    shuffled_reference_control,
+    translation_scores,
+)
+from harness.metrics.control import DEFAULT_PERMUTATIONS, derangement
 from harness.results import RunFileError, validate_run
 
 SENTENCES = ["am montag regnet es im norden", "im süden scheint die sonne",
@@ -94,6 +100,75 @@ def test_control_bad_input():
                                    shuffles=0)
 
 
+def _sacrebleu_slt_bleu4(h: list[str], r: list[str]) -> float:
+    """Independent reference: sacrebleu called directly with the slt protocol's settings."""
+    from sacrebleu.metrics import BLEU
+
+    bleu = BLEU(max_ngram_order=4, tokenize="none", smooth_method="floor", smooth_value=0.0,
+                effective_order=True)
+    return float(bleu.corpus_score(h, [r]).score)
+
+
+def test_corpus_bleu_is_translation_scores_bleu_alone():
+    hyps = [SENTENCES[(i + 1) % 6] for i in range(3)] + SENTENCES[3:]
+    for protocol in ("slt", "sacrebleu"):
+        full = translation_scores(hyps, SENTENCES, lang="de", protocol=protocol)
+        for n in (1, 2, 3, 4):
+            assert corpus_bleu(hyps, SENTENCES, lang="de", order=n,
+                               protocol=protocol) == pytest.approx(full[f"bleu{n}"])
+    assert corpus_bleu(hyps, SENTENCES) == pytest.approx(_sacrebleu_slt_bleu4(hyps, SENTENCES))
+    zh_h, zh_r = ["今天天气很好", "明天下雨"], ["今天天气不错", "明天会下雨"]
+    assert corpus_bleu(zh_h, zh_r, lang="zh") == pytest.approx(
+        translation_scores(zh_h, zh_r, lang="zh")["bleu4"])
+    with pytest.raises(ValueError, match="BLEU order must be one of"):
+        corpus_bleu(hyps, SENTENCES, order=5)
+    with pytest.raises(ValueError, match="unknown protocol"):
+        corpus_bleu(hyps, SENTENCES, protocol="nist")
+    with pytest.raises(ValueError, match="2 hypotheses"):
+        corpus_bleu(["a", "b"], ["a"])
+
+
+def test_permutation_p_value_counts_re_pairings_scoring_at_least_as_well():
+    """p = (1 + #{permutations at least as good}) / (1 + permutations), recounted here with the
+    same seeded permutations and an independent BLEU."""
+    hyps = [SENTENCES[(i + 1) % 6] for i in range(3)] + SENTENCES[3:]  # half right
+    p = permutation_p_value(hyps, SENTENCES, _sacrebleu_slt_bleu4, higher_is_better=True,
+                            permutations=50, seed=7)
+    observed = _sacrebleu_slt_bleu4(hyps, SENTENCES)
+    rng = np.random.default_rng(7)
+    count = sum(_sacrebleu_slt_bleu4(hyps, [SENTENCES[j] for j in rng.permutation(6)])
+                >= observed for _ in range(50))
+    assert p == pytest.approx((1 + count) / 51)
+    assert p == permutation_p_value(hyps, SENTENCES, _sacrebleu_slt_bleu4,
+                                    higher_is_better=True, permutations=50, seed=7)
+
+
+def test_permutation_p_value_extremes():
+    """Outputs that are their own references over disjoint vocabularies: no other pairing is as
+    good, so p is the smallest value 1 / (1 + permutations) (BLEU and WER); one sentence for
+    every input ties under every pairing: p = 1."""
+    refs = [f"w{i} x{i} y{i} z{i}" for i in range(8)]
+    assert permutation_p_value(refs, refs, _sacrebleu_slt_bleu4,
+                               higher_is_better=True) == 1 / (1 + DEFAULT_PERMUTATIONS)
+    wer = lambda h, r: recognition_scores(h, r)["wer"]  # noqa: E731
+    assert permutation_p_value(refs, refs, wer, higher_is_better=False,
+                               permutations=20) == pytest.approx(1 / 21)
+    assert permutation_p_value([refs[0]] * 8, refs, _sacrebleu_slt_bleu4,
+                               higher_is_better=True, permutations=20) == 1.0
+    assert permutation_p_value(["a b"] * 8, refs, wer, higher_is_better=False,
+                               permutations=20) == 1.0
+
+
+def test_permutation_p_value_bad_input():
+    assert permutation_p_value(["x"], ["y"], _sacrebleu_slt_bleu4, higher_is_better=True) is None
+    with pytest.raises(ValueError, match="2 hypotheses but 3 references"):
+        permutation_p_value(["a", "b"], ["a", "b", "c"], _sacrebleu_slt_bleu4,
+                            higher_is_better=True)
+    with pytest.raises(ValueError, match="permutations must be >= 1"):
+        permutation_p_value(["a", "b"], ["a", "b"], _sacrebleu_slt_bleu4,
+                            higher_is_better=True, permutations=0)
+
+
 def test_validate_run_checks_the_control_block():
     good = {"shuffles": 5, "seed": 0, "samples": 6, "distinct_outputs": 2, "bleu4": 3.5,
             "rouge_l": 20.0}
@@ -103,6 +178,16 @@ def test_validate_run_checks_the_control_block():
     missing = {k: v for k, v in good.items() if k != "distinct_outputs"}
     with pytest.raises(RunFileError, match=r"control\.distinct_outputs"):
         validate_run(make_run(control=missing), "r.json")
+    tested = {**good, "permutations": 199, "p_value": 0.005}
+    validate_run(make_run(control=tested))
+    for bad, field in (({"p_value": 0.0}, "p_value"), ({"p_value": 1.5}, "p_value"),
+                       ({"p_value": "small"}, "p_value"), ({"permutations": 0}, "permutations"),
+                       ({"permutations": 2.5}, "permutations")):
+        with pytest.raises(RunFileError, match=rf"control\.{field}"):
+            validate_run(make_run(control={**tested, **bad}), "r.json")
+    alone = {k: v for k, v in tested.items() if k != "permutations"}
+    with pytest.raises(RunFileError, match="come together"):
+        validate_run(make_run(control=alone), "r.json")
 
 
 def _write(path: Path, obj) -> Path:
@@ -123,7 +208,10 @@ def test_leaderboard_shows_the_control_from_the_run_or_its_outputs(tmp_path):
               "rouge_l": 9.0}
     with_control = _write(tmp_path / "b.json",
                           make_run(outputs=None, split="dev", control=stored))
-    build_leaderboard([without, with_control], [], tmp_path / "res")
+    # an older run: a stored control (kept as is) and outputs the p-value is computed from
+    older = _write(tmp_path / "c.json", make_run(outputs="out.jsonl", split="train",
+                                                  control={**stored, "bleu4": 7.5}))
+    build_leaderboard([without, with_control, older], [], tmp_path / "res")
     with open(tmp_path / "res" / "leaderboard.csv", encoding="utf-8") as f:
         rows = {r["split"]: r for r in csv.DictReader(f)}
     expected = shuffled_reference_control(
@@ -133,8 +221,16 @@ def test_leaderboard_shows_the_control_from_the_run_or_its_outputs(tmp_path):
                                                                         abs=1e-6)
     assert rows["dev"]["distinct outputs"] == "30/32"
     assert rows["dev"]["BLEU-4 shuffled refs"] == "1.25" and rows["dev"]["WER shuffled refs"] == ""
+    # the permutation test: computed from the JSONL; a stored control without it and without
+    # outputs to compute it from leaves the cell empty
+    p_expected = permutation_p_value(hyps, SENTENCES, lambda h, r: corpus_bleu(h, r, lang="de"),
+                                     higher_is_better=True)
+    assert float(rows["test"]["p (permuted refs)"]) == pytest.approx(p_expected)
+    assert rows["dev"]["p (permuted refs)"] == ""
+    assert rows["train"]["BLEU-4 shuffled refs"] == "7.5"
+    assert float(rows["train"]["p (permuted refs)"]) == pytest.approx(p_expected)
     md = (tmp_path / "res" / "leaderboard.md").read_text(encoding="utf-8")
-    assert "shuffled refs" in md and "does not come" in md
+    assert "shuffled refs" in md and "does not come" in md and "permutation-test" in md
 
     (tmp_path / "out.jsonl").write_text('{"name": "s0"}\n{"name": "s1"}\n', encoding="utf-8")
     with pytest.raises(RunFileError, match=r"out\.jsonl: per-sample outputs"):

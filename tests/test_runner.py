@@ -62,6 +62,7 @@ def test_run_method_writes_valid_runs_and_outputs(tmp_path):
         control = stored["control"]
         assert control["samples"] == 8 and control["shuffles"] == 5
         assert control["distinct_outputs"] == len({r["hypothesis"] for r in rows})
+        assert control["permutations"] == 199 and 0.0 < control["p_value"] <= 1.0
         assert all(r["name"].startswith(f"synthetic_{run['split']}_") for r in rows)
     run_dir = run_path(tmp_path, runs[0]).parent
     assert (run_dir / "tokenizer").is_dir()

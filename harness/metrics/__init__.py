@@ -5,16 +5,18 @@
 - :func:`recognition_scores` — corpus-pooled gloss WER with S / D / I, optional PHOENIX cleanup.
 - :func:`clean_phoenix_glosses` — the published PHOENIX-2014T gloss cleanup on its own.
 - :func:`shuffled_reference_control` — the same outputs scored against other samples'
-  references: how much of a score comes from the input (see :mod:`harness.metrics.control`).
+  references: how much of a score comes from the input (see :mod:`harness.metrics.control`);
+  :func:`permutation_p_value` — whether that gap is more than noise (a permutation test).
+- :func:`corpus_bleu` — one BLEU order alone, as :func:`translation_scores` computes it.
 
 Every result carries a ``signature`` string naming the protocol, tokenisation and library
 versions, so that a number in a results table can be reproduced.
 """
 
 from harness.metrics.cleanup import clean_phoenix_glosses
-from harness.metrics.control import shuffled_reference_control
+from harness.metrics.control import permutation_p_value, shuffled_reference_control
 from harness.metrics.recognition import recognition_scores
-from harness.metrics.translation import translation_scores
+from harness.metrics.translation import corpus_bleu, translation_scores
 
-__all__ = ["clean_phoenix_glosses", "recognition_scores", "shuffled_reference_control",
-           "translation_scores"]
+__all__ = ["clean_phoenix_glosses", "corpus_bleu", "permutation_p_value", "recognition_scores",
+           "shuffled_reference_control", "translation_scores"]

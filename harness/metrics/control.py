@@ -16,6 +16,16 @@ shuffles:
 ``distinct_outputs`` (the number of different hypotheses) is reported next to it: one distinct
 output for 32 videos is the sentence prior, whatever the BLEU.
 
+Is a gap more than noise? On a few dozen sentences one shuffle moves BLEU by points, so the mean
+of a few shuffles cannot say. :func:`permutation_p_value` answers it with a one-sided Monte-Carlo
+permutation test of the headline metric: under the null hypothesis "the outputs do not depend on
+their inputs" the observed pairing of outputs and references is one of the n! pairings, all
+equally likely, so p = (1 + #{random permutations scoring at least as well as the observed
+pairing}) / (1 + permutations) (Phipson & Smyth's add-one estimate, never 0). Uniform
+permutations, not derangements, are drawn: that is the exact null distribution (derangements
+would exclude pairings the null allows). A small p (say ≤ 0.05) means the outputs carry
+information about their own inputs; a constant output gets p = 1 (every pairing ties).
+
 The control is a pure function of the per-sample outputs (hypotheses and references), so the
 leaderboard can compute it for any run whose outputs JSONL is committed; the runner stores it in
 the run JSON under ``control`` (schema in ``docs/results-schema.md``).
@@ -31,6 +41,8 @@ import numpy as np
 #: shuffles averaged by default (5 derangements: the spread of one is a few BLEU points on 32
 #: samples, the mean of five is stable to about one)
 DEFAULT_SHUFFLES = 5
+#: random permutations of the permutation test (p resolves down to 1/200 = 0.005)
+DEFAULT_PERMUTATIONS = 199
 #: the scores the control keeps, per task (the headline figures of the leaderboard)
 CONTROL_KEYS: dict[str, tuple[str, ...]] = {
     "translation": ("bleu4", "rouge_l"),
@@ -51,6 +63,16 @@ def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
         perm = rng.permutation(n)
         if not np.any(perm == np.arange(n)):
             return perm
+
+
+def _paired_count(hypotheses: Sequence[str], references: Sequence[str], draws: int,
+                  name: str) -> int:
+    """The number of samples, after checking the lists are parallel and ``draws`` ≥ 1."""
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
+    if draws < 1:
+        raise ValueError(f"{name} must be >= 1, got {draws}")
+    return len(references)
 
 
 def shuffled_reference_control(task: str, hypotheses: Sequence[str],
@@ -75,11 +97,7 @@ def shuffled_reference_control(task: str, hypotheses: Sequence[str],
     """
     if task not in CONTROL_KEYS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(CONTROL_KEYS)}")
-    if len(hypotheses) != len(references):
-        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
-    if shuffles < 1:
-        raise ValueError(f"shuffles must be >= 1, got {shuffles}")
-    n = len(references)
+    n = _paired_count(hypotheses, references, shuffles, "shuffles")
     if n < 2:
         return None
     rng = np.random.default_rng(seed)
@@ -94,3 +112,35 @@ def shuffled_reference_control(task: str, hypotheses: Sequence[str],
     return {"shuffles": shuffles, "seed": seed, "samples": n,
             "distinct_outputs": len(set(hyps)),
             **{key: total / shuffles for key, total in totals.items()}}
+
+
+def permutation_p_value(hypotheses: Sequence[str], references: Sequence[str],
+                        metric: Callable[[list[str], list[str]], float], *,
+                        higher_is_better: bool, permutations: int = DEFAULT_PERMUTATIONS,
+                        seed: int = 0) -> float | None:
+    """One-sided permutation-test p-value of "the outputs depend on their own inputs".
+
+    Args:
+        hypotheses: system outputs, one per sample.
+        references: each sample's own reference, parallel to ``hypotheses``.
+        metric: ``metric(hypotheses, references) -> float`` — the headline corpus score alone
+            (e.g. BLEU-4 without ROUGE-L: it runs ``permutations + 1`` times).
+        higher_is_better: True for BLEU, False for WER.
+        permutations: random re-pairings drawn (≥ 1).
+        seed: seed of the permutations (fixed: the p-value is deterministic).
+
+    Returns:
+        (1 + #{permutations scoring at least as well as the own pairing}) / (1 + permutations),
+        or ``None`` for fewer than two samples (nothing to permute).
+    """
+    n = _paired_count(hypotheses, references, permutations, "permutations")
+    if n < 2:
+        return None
+    hyps, refs = list(hypotheses), list(references)
+    observed = float(metric(hyps, refs))
+    rng = np.random.default_rng(seed)
+    as_good = 0
+    for _ in range(permutations):
+        value = float(metric(hyps, [refs[int(j)] for j in rng.permutation(n)]))
+        as_good += value >= observed if higher_is_better else value <= observed
+    return (1 + as_good) / (1 + permutations)

@@ -29,7 +29,7 @@ from sacrebleu.metrics import BLEU, CHRF
 from harness import __version__ as _signbench_version
 from harness.metrics.tokenize import check_pairs, is_cjk, tokenizer_for
 
-__all__ = ["PROTOCOLS", "ROUGE_BETA", "rouge_l_fbeta", "translation_scores"]
+__all__ = ["PROTOCOLS", "ROUGE_BETA", "corpus_bleu", "rouge_l_fbeta", "translation_scores"]
 
 #: Protocol names accepted by :func:`translation_scores`.
 PROTOCOLS: tuple[str, ...] = ("slt", "sacrebleu")
@@ -72,26 +72,29 @@ def _rouge_l(hyps: list[str], refs: list[str], lang: str, beta: float | None) ->
     return 100.0 * total / len(hyps)
 
 
+def _bleu(n: int, protocol: str, lang: str) -> BLEU:
+    """sacrebleu's corpus BLEU of maximum order ``n`` as ``protocol`` configures it."""
+    if protocol == "slt":
+        return BLEU(max_ngram_order=n, tokenize="none", smooth_method="floor",
+                    smooth_value=0.0, effective_order=True)
+    return BLEU(max_ngram_order=n, tokenize=_sacrebleu_tokenize(lang))
+
+
+def _slt_bleu_text(texts: list[str], lang: str) -> list[str]:
+    """The ``slt`` protocol's BLEU input: characters joined by spaces for CJK, else as is."""
+    if not is_cjk(lang):
+        return texts
+    tok = tokenizer_for(lang)  # "今天 天气" -> "今 天 天 气"
+    return [" ".join(tok.tokenize(t)) for t in texts]
+
+
 def _slt_scores(hyps: list[str], refs: list[str], lang: str) -> dict[str, float | str]:
-    cjk = is_cjk(lang)
-    if cjk:  # character level: "今天 天气" -> "今 天 天 气"
-        tok = tokenizer_for(lang)
-        bleu_hyps = [" ".join(tok.tokenize(h)) for h in hyps]
-        bleu_refs = [" ".join(tok.tokenize(r)) for r in refs]
-    else:
-        bleu_hyps, bleu_refs = hyps, refs
-    out: dict[str, float | str] = {}
-    for n in _ORDERS:
-        bleu = BLEU(
-            max_ngram_order=n,
-            tokenize="none",
-            smooth_method="floor",
-            smooth_value=0.0,
-            effective_order=True,
-        )
-        out[f"bleu{n}"] = float(bleu.corpus_score(bleu_hyps, [bleu_refs]).score)
+    bleu_hyps, bleu_refs = _slt_bleu_text(hyps, lang), _slt_bleu_text(refs, lang)
+    out: dict[str, float | str] = {
+        f"bleu{n}": float(_bleu(n, "slt", lang).corpus_score(bleu_hyps, [bleu_refs]).score)
+        for n in _ORDERS}
     out["rouge_l"] = _rouge_l(hyps, refs, lang, ROUGE_BETA)
-    tok_name = "char" if cjk else "whitespace"
+    tok_name = "char" if is_cjk(lang) else "whitespace"
     out["signature"] = (
         f"signbench-slt|tok:{tok_name}|norm:nfc|bleu:1-4,smooth:floor0,eff"
         f"|rougeL:lcs,beta:{ROUGE_BETA},mean|case:mixed|{_versions()}"
@@ -109,7 +112,7 @@ def _sacrebleu_scores(hyps: list[str], refs: list[str], lang: str) -> dict[str, 
     out: dict[str, float | str] = {}
     bleu4_sig = ""
     for n in _ORDERS:
-        bleu = BLEU(max_ngram_order=n, tokenize=tokenize)
+        bleu = _bleu(n, "sacrebleu", lang)
         out[f"bleu{n}"] = float(bleu.corpus_score(hyps, [refs]).score)
         if n == 4:  # sacrebleu's own signature omits the order, so keep the 4-gram one
             bleu4_sig = str(bleu.get_signature())
@@ -158,3 +161,21 @@ def translation_scores(
     if protocol == "slt":
         return _slt_scores(hyps, refs, lang)
     return _sacrebleu_scores(hyps, refs, lang)
+
+
+def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str], lang: str = "de",
+                order: int = 4, protocol: str = "slt") -> float:
+    """Corpus BLEU-``order`` (×100) alone, exactly as :func:`translation_scores` computes it —
+    for callers that score many re-pairings of the same sentences (the control's permutation
+    test) and must not pay for ROUGE-L each time. Same validation and errors."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
+    if order not in _ORDERS:
+        raise ValueError(f"BLEU order must be one of {_ORDERS}, got {order!r}")
+    is_cjk(lang)
+    hyps, refs = check_pairs(hypotheses, references)
+    if not any(refs):
+        raise ValueError(f"all {len(refs)} references are empty after normalisation")
+    if protocol == "slt":
+        hyps, refs = _slt_bleu_text(hyps, lang), _slt_bleu_text(refs, lang)
+    return float(_bleu(order, protocol, lang).corpus_score(hyps, [refs]).score)
