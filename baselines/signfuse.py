@@ -343,7 +343,10 @@ encoder steps (or a cheaper / better tiny encoder) than the 300 s CPU budget all
   0.03 / 0.01) — on 32 sentences per split SignFuse's BLEU gain over the control is
   significant in two of the eight splits measured. The LM-loss gap (the sample's own sign
   tokens vs another's) holds in all of them: the sign tokens carry the sample, but too little
-  of it to change which sentence beam search picks, most of the time.
+  of it to change which sentence beam search picks, most of the time. Spending stride 8's
+  saving on fine-tuning instead (``frame_stride = 8``, epochs (1, 10, 3), 217 s CPU): larger
+  LM-loss gaps (dev 1.384 / 1.408 seed 0, 1.348 / 1.405 seed 1) but p 0.37 / 0.45 and
+  0.03 / 0.525, 10–21 distinct outputs — not adopted either.
 Status (round 7): SignFuse's tiny profile learns a video-dependent mapping (LM-loss gap on
 every split and seed; ``test_pipeline_learns_a_video_dependent_mapping``) whose effect on
 BLEU-4 is not reliably above chance at this size; the cap is the tiny ST-GCN's word content
