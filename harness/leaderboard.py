@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.results import (
     RunFileError,
@@ -36,6 +36,9 @@ from harness.results import (
     load_run,
     run_filename,
 )
+
+if TYPE_CHECKING:  # harness.evaluate imports torch: only at call time (see _read_outputs)
+    from harness.evaluate import SplitOutputs
 
 __all__ = [
     "BASELINE_BACKENDS",
@@ -459,7 +462,7 @@ def _scores(run: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _read_outputs(path: Path, run: dict[str, Any]) -> Any:
+def _read_outputs(path: Path, run: dict[str, Any]) -> SplitOutputs | None:
     """The run's per-sample outputs (``SplitOutputs``) from the JSONL beside it, or None."""
     outputs = run.get("outputs")
     if not outputs or not (path.parent / outputs).is_file() or run.get("task") not in (

@@ -128,6 +128,19 @@ def _sacrebleu_scores(hyps: list[str], refs: list[str], lang: str) -> dict[str, 
     return out
 
 
+def _checked(hypotheses: Sequence[str], references: Sequence[str], lang: str,
+             protocol: str) -> tuple[list[str], list[str]]:
+    """The inputs of both scorers, checked and normalised (the errors ``translation_scores``
+    documents) before any work."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
+    is_cjk(lang)  # type-checks lang
+    hyps, refs = check_pairs(hypotheses, references)
+    if not any(refs):
+        raise ValueError(f"all {len(refs)} references are empty after normalisation")
+    return hyps, refs
+
+
 def translation_scores(
     hypotheses: Sequence[str],
     references: Sequence[str],
@@ -152,12 +165,7 @@ def translation_scores(
         ValueError: unknown protocol; empty or mismatched lists (both counts are named); every
             reference empty; a non-string item (its index is named) or non-string ``lang``.
     """
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
-    is_cjk(lang)  # type-checks lang before any work
-    hyps, refs = check_pairs(hypotheses, references)
-    if not any(refs):
-        raise ValueError(f"all {len(refs)} references are empty after normalisation")
+    hyps, refs = _checked(hypotheses, references, lang, protocol)
     if protocol == "slt":
         return _slt_scores(hyps, refs, lang)
     return _sacrebleu_scores(hyps, refs, lang)
@@ -168,14 +176,9 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str], lang: str 
     """Corpus BLEU-``order`` (×100) alone, exactly as :func:`translation_scores` computes it —
     for callers that score many re-pairings of the same sentences (the control's permutation
     test) and must not pay for ROUGE-L each time. Same validation and errors."""
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
     if order not in _ORDERS:
         raise ValueError(f"BLEU order must be one of {_ORDERS}, got {order!r}")
-    is_cjk(lang)
-    hyps, refs = check_pairs(hypotheses, references)
-    if not any(refs):
-        raise ValueError(f"all {len(refs)} references are empty after normalisation")
+    hyps, refs = _checked(hypotheses, references, lang, protocol)
     if protocol == "slt":
         hyps, refs = _slt_bleu_text(hyps, lang), _slt_bleu_text(refs, lang)
     return float(_bleu(order, protocol, lang).corpus_score(hyps, [refs]).score)
