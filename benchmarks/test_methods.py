@@ -50,7 +50,7 @@ def _variants(key: str) -> list[tuple[str, dict]]:
     from harness.runner import variant_name
 
     out = []
-    for overrides in getattr(method_class(key), "benchmark_variants", ({},)):
+    for overrides in method_class(key).benchmark_variants:
         name = variant_name(overrides)
         out.append((key if name is None else f"{key}[{name}]", dict(overrides)))
     return out
@@ -102,12 +102,10 @@ def test_method_inference(bench, method, overrides, device, profile, backend):
     train, resources, resolution = _setup(method)
     torch.manual_seed(0)
     model = build_method(method, profile, resources, overrides).to(device).eval()
-    prepare = getattr(model, "prepare_benchmark", None)
-    if prepare is not None:
-        prepare(profile, torch.device(device))
+    model.prepare_benchmark(profile, torch.device(device))
     batch = _batch(model, train[:BATCH[profile]], resources, profile, device)
     max_len = MAX_LEN[profile]
-    beam = int(getattr(model, "beam_size", 5))
+    beam = int(model.beam_size)
     with ops.use_backend("torch"):
         reference = model.generate(batch, beam_size=beam, length_penalty=1.0, max_len=max_len)
 
@@ -115,7 +113,7 @@ def test_method_inference(bench, method, overrides, device, profile, backend):
         with ops.use_backend(name):
             return model.generate(batch, beam_size=beam, length_penalty=1.0, max_len=max_len)
 
-    params = model.param_report() if hasattr(model, "param_report") else {}
+    params = model.param_report() or {}
     total = params.get("total") if isinstance(params.get("total"), int) else sum(
         p.numel() for p in model.parameters())
     out = bench(run, op=method, kind="method", mode="generate", backend=backend,

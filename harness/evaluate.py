@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from harness.data.batching import Batch, BucketBatchSampler, collate
 from harness.data.sample import Sample
+from harness.method import SLTMethod
 from harness.results import atomic_write_text
 
 
@@ -75,7 +76,7 @@ def collate_for(method: Any, samples: Sequence[Sample], *, tokenizer: Any = None
     return collate(samples, streams=tuple(method.inputs) or ("keypoints",),
                    text_tokenizer=tokenizer if with_targets and method.needs_text else None,
                    gloss_vocab=gloss_vocab if with_targets and method.needs_gloss else None,
-                   normalize_frames=bool(getattr(method, "normalize_frames", False)))
+                   normalize_frames=method.normalize_frames)
 
 
 def eval_batches(samples: Sequence[Sample], batch_size: int, num_replicas: int = 1,
@@ -84,6 +85,23 @@ def eval_batches(samples: Sequence[Sample], batch_size: int, num_replicas: int =
     sampler = BucketBatchSampler([s.num_frames for s in samples], batch_size, shuffle=False,
                                  num_replicas=num_replicas, rank=rank)
     return list(sampler)
+
+
+@dataclass
+class MethodEvaluator:
+    """The :class:`harness.method.Evaluator` the runner hands a method's ``extra_metrics``:
+    the same batching and collation as evaluation, with the method's own text resources."""
+
+    method: SLTMethod
+    device: torch.device
+
+    def index_batches(self, samples: Sequence[Sample], batch_size: int) -> list[list[int]]:
+        return eval_batches(samples, batch_size)
+
+    def collate(self, samples: Sequence[Sample], *, with_targets: bool = False) -> Batch:
+        return collate_for(self.method, samples, tokenizer=self.method.tokenizer,
+                           gloss_vocab=self.method.gloss_vocab,
+                           with_targets=with_targets).to(self.device)
 
 
 def generate_split(method: Any, samples: Sequence[Sample], *, batch_size: int = 16,

@@ -168,7 +168,7 @@ def param_counts(key: str, profile: str = "paper", lang: str = "de") -> dict[str
     for stage in method.stages():
         method.apply_stage(stage)
         stages.append({"stage": stage.name, "trainable": count_parameters(method)["trainable"]})
-    report = method.param_report() if callable(getattr(method, "param_report", None)) else None
+    report = method.param_report()
     return {"method": key, "profile": profile, "total": counts["total"], "stages": stages,
             "report": report}
 
@@ -258,7 +258,7 @@ def profile_method(key: str, profile: str = "tiny", backend: str | None = None,
     test = load_dataset("synthetic", "test", lang=lang, size=batches * batch_size,
                         resolution=res)
     method = build_method(key, profile, build_text_resources(cls, train, lang)).to(dev).eval()
-    beam = int(getattr(method, "beam_size", 5))
+    beam = int(method.beam_size)
     times = []
     ctx = ops.use_backend(backend) if backend else contextlib.nullcontext()
     with ctx, torch.inference_mode(), method.nvtx("profile"):
@@ -270,8 +270,8 @@ def profile_method(key: str, profile: str = "tiny", backend: str | None = None,
             t = time.perf_counter()
             with method.nvtx("generate"):
                 method.generate(batch, beam_size=beam,
-                                length_penalty=float(getattr(method, "length_penalty", 1.0)),
-                                max_len=int(getattr(method, "max_len", 60)))
+                                length_penalty=float(method.length_penalty),
+                                max_len=int(method.max_len))
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
             times.append((time.perf_counter() - t) * 1000)

@@ -103,13 +103,13 @@ def device_name(device: torch.device) -> str:
 def method_class(key: str) -> Any:
     """The class registered under ``key`` (or the builder itself when it is a function)."""
     import baselines
+    from harness.method import builder_class, registered
 
     known = baselines.list_methods()
     if key not in known:
         raise ValueError(f"unknown method {key!r}; registered methods: "
                          f"{', '.join(known) or 'none'}")
-    builder = baselines._REGISTRY[key]
-    return getattr(builder, "method_class", builder)
+    return builder_class(registered()[key])
 
 
 def run_directory(out: str | Path, run: Mapping[str, Any]) -> Path:
@@ -214,24 +214,23 @@ def build_text_resources(cls: Any, train: Sequence[Sample], lang: str,
 
     res = TextResources()
     texts = [s.text for s in train if s.text]
-    if getattr(cls, "needs_text", True):
+    if cls.needs_text:
         if not texts:
             raise ValueError("the method needs text, but the training split has none")
-        res.tokenizer = train_tokenizer(texts, vocab_size=int(getattr(cls, "tokenizer_vocab_size",
-                                                                      1000)),
-                                        lang=lang, kind=getattr(cls, "tokenizer_kind", None))
+        res.tokenizer = train_tokenizer(texts, vocab_size=cls.tokenizer_vocab_size,
+                                        lang=lang, kind=cls.tokenizer_kind)
         if save_dir is not None:
             res.saved["tokenizer"] = str(res.tokenizer.save(save_dir / "tokenizer"))
-    if getattr(cls, "needs_gloss", False) or getattr(cls, "task", "") == "recognition":
+    if cls.needs_gloss or cls.task == "recognition":
         glosses = [s.gloss for s in train if s.gloss]
         if not glosses:
             raise ValueError("the method needs glosses, but the training split has none")
         res.gloss_vocab = GlossVocab.build(glosses)
         if save_dir is not None:
             res.saved["gloss_vocab"] = str(res.gloss_vocab.save(save_dir / "gloss_vocab.json"))
-    if getattr(cls, "needs_train_texts", False):
+    if cls.needs_train_texts:
         res.train_texts = texts
-    if getattr(cls, "needs_pseudo_gloss", False):
+    if cls.needs_pseudo_gloss:
         res.pseudo_gloss = PseudoGlossExtractor(lang).fit(texts)
         if save_dir is not None:
             res.saved["pseudo_gloss"] = str(res.pseudo_gloss.save(save_dir / "pseudo_gloss.json"))
@@ -246,13 +245,13 @@ def build_method(key: str, profile: str, resources: TextResources,
 
     cls = method_class(key)
     kwargs = dict(overrides or {})
-    if getattr(cls, "needs_text", True) and resources.tokenizer is not None:
+    if cls.needs_text and resources.tokenizer is not None:
         kwargs["tokenizer"] = resources.tokenizer
-    if getattr(cls, "needs_gloss", False) and resources.gloss_vocab is not None:
+    if cls.needs_gloss and resources.gloss_vocab is not None:
         kwargs["gloss_vocab"] = resources.gloss_vocab
-    if getattr(cls, "needs_pseudo_gloss", False):
+    if cls.needs_pseudo_gloss:
         kwargs["pseudo_gloss"] = resources.pseudo_gloss
-    if getattr(cls, "needs_train_texts", False):
+    if cls.needs_train_texts:
         kwargs["train_texts"] = resources.train_texts
     try:
         return baselines.get_method(key, profile, **kwargs)
@@ -266,7 +265,7 @@ def _setting(name: str, explicit: Any, cls: Any, method: Any, profile: str) -> A
         return explicit
     if method is not None and getattr(method, name, None) is not None:
         return getattr(method, name)
-    defaults = getattr(cls, "data_defaults", None) or {}
+    defaults = cls.data_defaults
     if name in defaults.get(profile, {}):
         return defaults[profile][name]
     return PROFILE_DATA[profile].get(name)
@@ -289,10 +288,10 @@ def run_method(key: str, dataset: str = "synthetic", lang: str | None = None,
     Returns the run dicts (already validated and written; :func:`run_path` gives each file).
     Sizes/resolution/language default per profile (see the module docstring).
     """
-    from baselines.base import scale_epochs
     from harness import ops
     from harness.evaluate import evaluate_split, measure_method
     from harness.measure import capture_environment
+    from harness.method import scale_epochs
     from harness.ops.dispatch import resolve as resolve_backend
     from harness.train import TrainConfig, Trainer, distributed, train_config_dict
 
@@ -337,8 +336,8 @@ def run_method(key: str, dataset: str = "synthetic", lang: str | None = None,
         eval_batch_size=int(_setting("eval_batch_size", None, cls, method, profile)),
         seed=seed, device=str(dev), checkpoint_dir=run_dir / "checkpoints", resume=resume,
         checkpoint_every_steps=checkpoint_every_steps,
-        length_penalty=float(getattr(method, "length_penalty", 1.0)),
-        max_len=int(getattr(method, "max_len", 60)), lang=lang, dataset=dataset,
+        length_penalty=float(method.length_penalty),
+        max_len=int(method.max_len), lang=lang, dataset=dataset,
         progress=progress)
     backend_ctx = ops.use_backend(backend) if backend is not None else contextlib.nullcontext()
     with backend_ctx:
@@ -350,7 +349,7 @@ def run_method(key: str, dataset: str = "synthetic", lang: str | None = None,
             distributed.barrier()
             return []
 
-        beam = int(getattr(method, "beam_size", 5))
+        beam = int(method.beam_size)
         gen = {"beam_size": beam, "length_penalty": cfg.length_penalty, "max_len": cfg.max_len}
         evaluations = {}
         for split in SPLITS_EVALUATED:
@@ -404,12 +403,14 @@ def _extra_metrics(method: Any, split: str, samples: Sequence[Sample], device: t
     gate statistics, SignX's recognition WER next to its translation scores); the run JSON keeps
     them under ``extra``.
     """
-    hook = getattr(method, "extra_metrics", None)
-    if hook is None:
-        return None
+    from harness.evaluate import MethodEvaluator
+
     method.eval()
     with torch.no_grad():
-        extra = hook(split, samples, device=device, batch_size=batch_size)
+        extra = method.extra_metrics(split, samples, device=device, batch_size=batch_size,
+                                     evaluator=MethodEvaluator(method, device))
+    if extra is None:
+        return None
     if not isinstance(extra, Mapping):
         raise TypeError(f"{type(method).__name__}.extra_metrics must return a dict, got "
                         f"{type(extra).__name__}")

@@ -11,12 +11,13 @@ import torch
 from test_trainer import TOY_KEY, ToySeq2Seq
 
 import baselines
+from harness.method import SLTMethod, registered
 from harness.results import load_run, validate_run
 from harness.run_cli import add_run_commands, nsys_command, param_counts, parse_overrides
 from harness.runner import failure_path, run_method, run_methods, run_path
 
 FAIL_KEY = "toy_failing"
-if FAIL_KEY not in baselines._REGISTRY:
+if FAIL_KEY not in registered():
 
     class _Failing(ToySeq2Seq):
         key = FAIL_KEY
@@ -145,7 +146,7 @@ def test_params_and_profile_cli(capsys):
 
 
 EXTRA_KEY = "toy_extra"
-if EXTRA_KEY not in baselines._REGISTRY:
+if EXTRA_KEY not in registered():
 
     class _WithExtras(ToySeq2Seq):
         """The toy method with a default language and the ``extra_metrics`` hook."""
@@ -153,7 +154,7 @@ if EXTRA_KEY not in baselines._REGISTRY:
         key = EXTRA_KEY
         data_defaults: ClassVar[dict] = {"tiny": {"lang": "en"}}
 
-        def extra_metrics(self, split, samples, *, device, batch_size):
+        def extra_metrics(self, split, samples, *, device, batch_size, evaluator):
             assert not self.training and not torch.is_grad_enabled()
             return {"split": split, "n": len(samples), "ratio": float("nan")}
 
@@ -179,11 +180,11 @@ def test_train_texts_reach_methods_that_ask_for_them():
 
     train = load_split("synthetic", "train", lang="de", size=12, resolution=16, seed=0)
 
-    class Wants:
+    class Wants(SLTMethod):
         needs_text = False
         needs_train_texts = True
 
-    class DoesNot:
+    class DoesNot(SLTMethod):
         needs_text = False
 
     assert build_text_resources(Wants, train, "de").train_texts == [s.text for s in train]

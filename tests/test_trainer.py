@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 import baselines
-from baselines.base import SLTMethod, Stage
+from harness.method import SLTMethod, Stage, registered
 from harness.train import (
     CheckpointError,
     TrainConfig,
@@ -147,7 +147,7 @@ class ToySeq2Seq(SLTMethod):
                 for name in ("frontend", "encoder", "decoder", "head")}
 
 
-if TOY_KEY not in baselines._REGISTRY:
+if TOY_KEY not in registered():
     baselines.register(TOY_KEY)(ToySeq2Seq)
 
 

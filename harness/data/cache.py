@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from harness.results import atomic_write_bytes, atomic_write_text
+from harness.files import atomic_write_bytes, atomic_write_text
 
 _SAFE = re.compile(r"[A-Za-z0-9._-]+")
 SUFFIX = ".safetensors"

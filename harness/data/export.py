@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from harness.data.readers import phoenix
-from harness.results import atomic_write_text
+from harness.files import atomic_write_text
 
 #: The corpus CSV header; the layout itself (file and folder names) is the reader's, so the
 #: exporter and ``harness.data.readers.phoenix`` cannot drift apart.

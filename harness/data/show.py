@@ -21,7 +21,7 @@ import numpy as np
 
 from harness.data.keypoints import FACE, LEFT_HAND, NUM_SIGNFUSE, RIGHT_HAND, SIGNFUSE_75_EDGES
 from harness.data.sample import FRAME_LABEL_NAMES, Sample
-from harness.results import atomic_write_bytes
+from harness.files import atomic_write_bytes
 
 _GROUP_COLOURS = (("left hand", LEFT_HAND, "tab:orange"), ("right hand", RIGHT_HAND, "tab:red"),
                   ("body", slice(42, 65), "tab:cyan"), ("face", FACE, "tab:pink"))

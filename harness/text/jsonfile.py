@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.results import atomic_write_text
+from harness.files import atomic_write_text
 
 
 def write_json(path: str | Path, obj: dict[str, Any]) -> Path:

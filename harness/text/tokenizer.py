@@ -46,7 +46,7 @@ from typing import Any
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from tokenizers.processors import TemplateProcessing
 
-from harness.results import atomic_write_text
+from harness.files import atomic_write_text
 
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 #: Special tokens of trained tokenizers, in id order (ids 0..3).

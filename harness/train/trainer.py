@@ -61,6 +61,7 @@ from tqdm.auto import tqdm
 
 from harness.data.batching import BucketBatchSampler, collate
 from harness.data.sample import Sample
+from harness.method import TrainState
 from harness.train import checkpoint as ckpt
 from harness.train import distributed as dist_utils
 from harness.train.schedulers import make_scheduler
@@ -186,10 +187,8 @@ class Trainer:
             raise ValueError(f"{method.key}: stages() returned no training stage")
         if not len(train):
             raise ValueError("the training split is empty")
-        self.tokenizer = tokenizer if tokenizer is not None else getattr(method, "tokenizer",
-                                                                          None)
-        self.gloss_vocab = gloss_vocab if gloss_vocab is not None else getattr(
-            method, "gloss_vocab", None)
+        self.tokenizer = tokenizer if tokenizer is not None else method.tokenizer
+        self.gloss_vocab = gloss_vocab if gloss_vocab is not None else method.gloss_vocab
         if method.needs_text and self.tokenizer is None:
             raise ValueError(f"{method.key} needs tokenised text but no tokenizer was given")
         if method.needs_gloss and self.gloss_vocab is None:
@@ -208,7 +207,7 @@ class Trainer:
             collate, streams=tuple(self.method.inputs) or ("keypoints",),
             text_tokenizer=self.tokenizer if self.method.needs_text else None,
             gloss_vocab=self.gloss_vocab if self.method.needs_gloss else None,
-            normalize_frames=bool(getattr(self.method, "normalize_frames", False)))
+            normalize_frames=self.method.normalize_frames)
 
     def _sampler(self, stage_index: int, stage: Any) -> BucketBatchSampler:
         batch_size = int(stage.options.get("batch_size", self.config.batch_size))
@@ -290,8 +289,6 @@ class Trainer:
 
     def fit(self) -> TrainResult:
         """Train every stage; returns the training summary (best weights loaded at the end)."""
-        from baselines.base import TrainState
-
         cfg = self.config
         method = self.method
         method.to(self.device)
@@ -426,9 +423,7 @@ class Trainer:
                             best = stage_best
                             pointers = ("last", "best")
                 history.append(record)
-                on_epoch_end = getattr(method, "on_epoch_end", None)
-                if on_epoch_end is not None:  # optional hook, e.g. checkpoint averaging
-                    on_epoch_end(record)
+                method.on_epoch_end(record)  # optional hook, e.g. checkpoint averaging
                 if self.info.is_main and cfg.progress:
                     dev = record.get("dev", {})
                     dev_text = "".join(f" dev {k}={v:.3f}" for k, v in dev.items())
@@ -444,9 +439,7 @@ class Trainer:
                 self._save(f"e-{self.global_step:08d}", pointers, meta, state_out)
 
         self._load_best(best)
-        on_fit_end = getattr(method, "on_fit_end", None)
-        if on_fit_end is not None:  # optional hook after the best weights are back
-            on_fit_end()
+        method.on_fit_end()  # optional hook after the best weights are back
         return TrainResult(epochs=epochs_done, steps=self.global_step,
                            wall_s=wall_before + time.perf_counter() - t0,
                            final_losses=final_losses,

@@ -1,0 +1,348 @@
+"""The method contract: the one interface the runner, trainer and benchmarks drive.
+
+A method is an ``nn.Module`` subclass of :class:`SLTMethod` registered with :func:`register`. It
+declares ``key``, ``task`` (``"translation"``: text scored by BLEU / ROUGE; ``"recognition"``:
+glosses scored by WER), the ``Sample`` streams it reads (``inputs``) and the text resources it
+needs; ``stages()`` returns its training schedule (:class:`Stage`), ``training_step(batch,
+state)`` its named losses (``"loss"`` is back-propagated), ``generate(batch, ...)`` one string per
+batch item. Everything else the application looks up is declared here with a default and a
+docstring (the *optional hooks*); a method overrides what it needs.
+
+Layer: this module sits above the core (``harness.ops``, ``data``, ``text``, ``metrics``,
+``measure``) and below the methods (``baselines.*``) and the application (``harness.train``,
+``evaluate``, ``runner``, ``cli``, ...). It imports only the core; what a method needs from the
+application (an evaluator) is passed in as an :class:`Evaluator`. See ``docs/architecture.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from typing import Any, ClassVar, Protocol
+
+import torch
+from torch import nn
+
+from harness.data.batching import Batch
+from harness.data.sample import Sample
+from harness.measure.nvtx import nvtx_range as _nvtx_range
+from harness.measure.nvtx import range_name
+
+SCHEDULERS = ("cosine", "noam", "constant", "onecycle")
+MONITORS = ("bleu4", "rouge_l", "wer", "loss")
+PROFILES = ("tiny", "paper")
+
+
+class ConfigError(ValueError):
+    """A method configuration or override that cannot be used (unknown field, bad value);
+    the message names the method, the field, the value and what was expected."""
+
+
+# ------------------------------------------------------------------------------------ stages
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One training stage.
+
+    ``trainable`` lists parameter-name prefixes that train in this stage (``("",)`` = every
+    parameter); ``frozen`` lists prefixes excluded again (e.g. a frozen LLM inside a trainable
+    wrapper). ``losses`` names the entries of ``training_step``'s output summed into ``"loss"`` —
+    the method computes the sum itself; the field documents the stage and lets the trainer check
+    that the step returned them. ``monitor`` is the dev metric that picks the best checkpoint
+    (``"bleu4"`` and ``"rouge_l"`` are maximised, ``"wer"`` and ``"loss"`` minimised).
+    """
+
+    name: str
+    epochs: int
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    trainable: tuple[str, ...] = ("",)
+    frozen: tuple[str, ...] = ()
+    losses: tuple[str, ...] = ("loss",)
+    scheduler: str = "cosine"
+    warmup_steps: int = 0
+    grad_clip: float | None = 1.0
+    monitor: str = "bleu4"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0:
+            raise ValueError(f"stage {self.name!r}: epochs must be >= 0, got {self.epochs}")
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"stage {self.name!r}: unknown scheduler {self.scheduler!r}; "
+                             f"expected one of {SCHEDULERS}")
+        if self.monitor not in MONITORS:
+            raise ValueError(f"stage {self.name!r}: unknown monitor {self.monitor!r}")
+
+    def trains(self, parameter_name: str) -> bool:
+        """Whether the named parameter is trainable in this stage."""
+        included = any(parameter_name.startswith(p) for p in self.trainable)
+        excluded = any(parameter_name.startswith(p) for p in self.frozen)
+        return included and not excluded
+
+
+@dataclass
+class TrainState:
+    """Where training is, handed to ``training_step`` (for schedules such as HyperSign's α)."""
+
+    stage: Stage
+    stage_index: int
+    epoch: int  # within the stage, from 0
+    step: int  # optimiser steps taken in this stage
+    total_steps: int  # optimiser steps this stage will take
+    global_step: int  # optimiser steps over all stages
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the stage done, in [0, 1]."""
+        return min(1.0, self.step / max(1, self.total_steps))
+
+
+def scale_epochs(stages: Sequence[Stage], epochs: int | None) -> list[Stage]:
+    """Stages with their epochs rescaled so they sum to ``epochs`` (each stage keeps ≥ 1).
+
+    Used by ``signbench run --epochs N`` to shorten or lengthen a method's whole schedule while
+    keeping the ratio between its stages.
+    """
+    if epochs is None:
+        return list(stages)
+    if epochs < len(stages):
+        raise ValueError(f"--epochs {epochs} is fewer than the {len(stages)} training stages")
+    total = sum(s.epochs for s in stages) or len(stages)
+    scaled = [max(1, round(s.epochs * epochs / total)) for s in stages]
+    scaled[-1] = max(1, epochs - sum(scaled[:-1]))
+    return [replace(s, epochs=e) for s, e in zip(stages, scaled, strict=True)]
+
+
+# -------------------------------------------------------------------------------- evaluator
+
+
+class Evaluator(Protocol):
+    """What the application hands a method's :meth:`SLTMethod.extra_metrics`: the evaluation
+    batching the runner itself uses, so a method never imports the application."""
+
+    device: torch.device
+
+    def index_batches(self, samples: Sequence[Sample], batch_size: int) -> list[list[int]]:
+        """Length-bucketed, unshuffled index batches over ``samples``."""
+        ...
+
+    def collate(self, samples: Sequence[Sample], *, with_targets: bool = False) -> Batch:
+        """``samples`` collated with the method's streams, on ``device`` (tokenised targets
+        too with ``with_targets``)."""
+        ...
+
+
+# ------------------------------------------------------------------------------- the method
+
+
+def check_choices(owner: str, choices: Mapping[str, tuple[Any, Collection[Any]]]) -> None:
+    """Raise a :class:`ConfigError` naming ``owner.field``, the bad value and the allowed ones
+    for the first ``field: (value, allowed)`` whose value is not allowed (config ``validate``)."""
+    for name, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ConfigError(f"{owner}.{name} = {value!r}; expected one of {tuple(allowed)}")
+
+
+class SLTMethod(nn.Module):
+    """Base class of every method (see the module docstring for the contract)."""
+
+    # -- what the method is and reads --------------------------------------------------------
+    #: registry name, e.g. ``"hypersign"``
+    key: ClassVar[str] = ""
+    #: ``"translation"`` (text; BLEU / ROUGE-L) or ``"recognition"`` (glosses; WER)
+    task: ClassVar[str] = "translation"
+    #: the ``Sample`` streams a batch must carry (``frames``, ``keypoints``, ``poses``, ...);
+    #: an instance may narrow it (an ablation that drops a stream)
+    inputs: tuple[str, ...] = ()
+    #: the runner trains a text tokenizer on the train split and passes ``tokenizer=``
+    needs_text: ClassVar[bool] = True
+    #: the runner builds a gloss vocabulary and passes ``gloss_vocab=``
+    needs_gloss: ClassVar[bool] = False
+    #: the runner fits a pseudo-gloss extractor and passes ``pseudo_gloss=``
+    needs_pseudo_gloss: ClassVar[bool] = False
+    #: the runner passes the training texts as ``train_texts=``
+    needs_train_texts: ClassVar[bool] = False
+    #: vocabulary size and kind (``harness.text.train_tokenizer``) of the tokenizer trained for it
+    tokenizer_vocab_size: ClassVar[int] = 1000
+    tokenizer_kind: ClassVar[str | None] = None
+    #: frames reach the method as float in [0, 1] instead of uint8
+    normalize_frames: ClassVar[bool] = False
+    #: per-profile data settings overriding the runner's (``train_size``, ``eval_size``,
+    #: ``resolution``, ``batch_size``, ``eval_batch_size``, ``lang``, ...)
+    data_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: override sets ``benchmarks/test_methods.py`` measures besides the default
+    benchmark_variants: ClassVar[tuple[dict[str, Any], ...]] = ({},)
+
+    # -- its configuration -------------------------------------------------------------------
+    #: the config dataclass (fields = the options ``--set`` may override)
+    config_class: ClassVar[type | None] = None
+
+    #: text resources the runner passed in (``needs_text`` / ``needs_gloss``)
+    tokenizer: Any = None
+    gloss_vocab: Any = None
+
+    #: decoding settings the runner uses (an instance may set them from its config)
+    beam_size: int = 5
+    length_penalty: float = 1.0
+    max_len: int = 60
+
+    def __init__(self, profile: str) -> None:
+        super().__init__()
+        self.profile = profile
+
+    # -- the contract ------------------------------------------------------------------------
+
+    def stages(self) -> list[Stage]:
+        """The training schedule, in order."""
+        raise NotImplementedError
+
+    def training_step(self, batch: Batch, state: TrainState) -> dict[str, torch.Tensor]:
+        """Named scalar losses of one batch; ``"loss"`` is back-propagated."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def generate(self, batch: Batch, beam_size: int = 5, length_penalty: float = 1.0,
+                 max_len: int = 60) -> list[str]:
+        """One output per batch item: text (translation) or space-separated glosses."""
+        raise NotImplementedError
+
+    def forward(self, batch: Batch, state: TrainState) -> dict[str, torch.Tensor]:
+        """``training_step`` — so DistributedDataParallel's forward hooks see every step."""
+        return self.training_step(batch, state)
+
+    # -- optional hooks (defaults do nothing) -------------------------------------------------
+
+    def extra_metrics(self, split: str, samples: Sequence[Sample], *, device: torch.device,
+                      batch_size: int, evaluator: Evaluator) -> dict[str, Any] | None:
+        """Figures beyond the task's scores for one evaluated split (stored under ``extra`` in
+        the run JSON; ``extra.translation`` / ``extra.recognition`` fill the other task's
+        leaderboard columns). ``None``: nothing to add."""
+        return None
+
+    def on_epoch_end(self, record: Mapping[str, Any]) -> None:
+        """Called by the trainer after each epoch with its history record (e.g. SignX keeps
+        checkpoints for averaging)."""
+
+    def on_fit_end(self) -> None:
+        """Called by the trainer once training has finished."""
+
+    def param_report(self) -> dict[str, Any] | None:
+        """Parameter counts per component for ``signbench params`` (works on ``meta``);
+        ``None``: the plain total / trainable counts."""
+        return None
+
+    def prepare_benchmark(self, profile: str, device: torch.device) -> None:
+        """Adjust the built model before ``benchmarks/test_methods.py`` measures it (e.g. a
+        frozen LLM cast to bf16 on a GPU)."""
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    @classmethod
+    def build_config(cls, base: Any, overrides: Mapping[str, Any]) -> Any:
+        """``base`` (a ``config_class`` instance) with ``overrides`` applied and validated.
+
+        Unknown fields raise :class:`ConfigError` naming the method and the known fields; a
+        list given for a tuple field (JSON / ``--set`` values) becomes a tuple; the config's
+        own ``validate()`` runs last.
+        """
+        config_class = cls.config_class
+        if config_class is None or not is_dataclass(config_class):
+            raise TypeError(f"{cls.__name__}.config_class must be a dataclass")
+        known = {f.name for f in fields(config_class)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ConfigError(f"{cls.key}: unknown override(s) {unknown}; known: {sorted(known)}")
+        values = {name: tuple(value) if isinstance(value, list)
+                  and isinstance(getattr(base, name), tuple) else value
+                  for name, value in overrides.items()}
+        config = replace(base, **values)
+        validate = getattr(config, "validate", None)
+        if callable(validate):
+            validate()
+        return config
+
+    def frames_per_batch(self, batch: Batch) -> int:
+        """Video frames in ``batch`` (the sum of per-sample lengths), for FPS."""
+        return int(batch.lengths.sum().item())
+
+    def count_parameters_by_group(self, groups: dict[str, tuple[str, ...]]
+                                  ) -> tuple[int, int, dict[str, int]]:
+        """(total, trainable, per-group counts) for ``param_report``: each parameter counts
+        towards the first group one of whose name prefixes it starts with (or none); works on
+        the ``meta`` device."""
+        components = dict.fromkeys(groups, 0)
+        total = trainable = 0
+        for name, p in self.named_parameters():
+            total += p.numel()
+            trainable += p.numel() if p.requires_grad else 0
+            for group, prefixes in groups.items():
+                if name.startswith(prefixes):
+                    components[group] += p.numel()
+                    break
+        return total, trainable, components
+
+    def config_dict(self) -> dict[str, Any]:
+        """The method's configuration for the run JSON (override to add more)."""
+        config = getattr(self, "config", None)
+        if config is None:
+            return {}
+        return asdict(config) if is_dataclass(config) else dict(vars(config))
+
+    @contextlib.contextmanager
+    def nvtx(self, stage: str) -> Iterator[None]:
+        """NVTX range ``slt/<key>/<stage>`` (near-free without a profiler)."""
+        with _nvtx_range(range_name(self.key, stage)):
+            yield
+
+    def apply_stage(self, stage: Stage) -> list[str]:
+        """Set ``requires_grad`` per ``stage``; returns the names of the trainable parameters."""
+        names = []
+        for name, param in self.named_parameters():
+            param.requires_grad_(stage.trains(name))
+            if param.requires_grad:
+                names.append(name)
+        if not names:
+            raise ValueError(f"{self.key}: stage {stage.name!r} leaves no parameter trainable "
+                             f"(trainable={stage.trainable}, frozen={stage.frozen})")
+        return names
+
+
+# -------------------------------------------------------------------------------- registry
+
+Builder = Callable[..., SLTMethod]
+_REGISTRY: dict[str, Builder] = {}
+
+
+def register(name: str) -> Callable[[Builder], Builder]:
+    """Class / function decorator adding a method builder under ``name``."""
+
+    def wrap(builder: Builder) -> Builder:
+        if name in _REGISTRY:
+            raise ValueError(f"method {name!r} is registered twice")
+        _REGISTRY[name] = builder
+        return builder
+
+    return wrap
+
+
+def registered() -> dict[str, Builder]:
+    """The registered builders by key (a copy)."""
+    return dict(_REGISTRY)
+
+
+def builder_class(builder: Builder) -> Any:
+    """The ``SLTMethod`` class behind a builder (the builder itself when it is a class)."""
+    return getattr(builder, "method_class", builder)
+
+
+def build(name: str, profile: str = "tiny", **overrides: Any) -> SLTMethod:
+    """Build the registered method ``name`` at ``profile`` ("tiny" | "paper")."""
+    if name not in _REGISTRY:
+        known = ", ".join(sorted(_REGISTRY)) or "none yet"
+        raise KeyError(f"unknown method {name!r}; registered methods: {known}")
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; expected 'tiny' or 'paper'")
+    return _REGISTRY[name](profile=profile, **overrides)
