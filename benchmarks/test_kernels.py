@@ -1,89 +1,14 @@
 """Kernel micro-benchmarks: each op × backend × mode × dtype × shape.
 
 Run ``pytest benchmarks/test_kernels.py --benchmark-json out.json`` and feed the JSON to
-``signbench leaderboard --bench out.json``; the ``eager`` rows are the speedup baseline.
+``signbench leaderboard --bench out.json``; the ``eager`` rows are the speedup baseline. Backends:
+``eager`` (the torch reference under autograd), ``compile`` (``torch.compile`` of it), ``native``
+(C++ / CUDA) and ``triton`` (GPU only). Every case is checked against the fp32 torch reference
+before it is timed; a wrong kernel fails and is never reported.
 
-What is measured
-----------------
-Ops and shapes (issue 3; ``SIGNBENCH_BENCH_QUICK=1`` swaps in the small ``QUICK`` shapes below)::
-
-    sparsemax       rows R = 4096, C ∈ {128, 1000}
-    sst_convert     B ∈ {16, 64} × N ∈ {64, 256}, C = d = 128, pool = "max" (the paper's), key
-                    padding mask with lengths uniform in [N/2, N], scale = d^-1/2
-    hyper_modulate  rows R = B·T ∈ {16·64, 64·128}, d = 1024, activation None (the module's
-                    default); GPU only: R = 16384 (fp32) / 32768 (fp16, bf16) so every tensor is
-                    64 MiB — the HBM-bandwidth target case
-    HyperFusion     (GPU only) DSG, d = 1024, R ∈ {16·64, 64·128}, dropout 0 (eval mode)
-    GatedCrossAttention  B = 16, T ∈ {128, 512}, d = 512, 8 heads, key padding masks (lengths
-                    uniform in [T/2, T]) on both streams
-
-Backends (the ``backend`` field of ``extra_info``):
-
-* ``eager``   — plain torch, the speedup baseline: the op's torch reference
-  (``sparsemax_reference``, ``sst_convert_reference``, ``hyper_modulate_reference``; HyperFusion
-  with ``backend="torch"``, i.e. unfused generators + reference modulation) differentiated by
-  torch autograd. For GatedCrossAttention eager is what a torch user would write: the module's
-  own projections, ``torch.nn.functional.scaled_dot_product_attention`` with the key mask, and
-  ``gated_blend_reference`` as the epilogue.
-* ``compile`` — ``torch.compile(<the eager function>, dynamic=False)`` (fresh dynamo caches per
-  case). Skipped with the reason when compilation fails, and skipped under
-  ``SIGNBENCH_BENCH_QUICK`` (on 2 CPU cores inductor's C++ build costs 3–25 s per graph).
-* ``native``  — ``backend="native"`` (C++ / OpenMP on CPU, CUDA on GPU).
-* ``triton``  — ``backend="triton"``; GPU only (the Triton interpreter is a correctness tool, not a
-  benchmark; rows skip when ``TRITON_INTERPRET`` is set).
-
-Modes: ``fwd`` is an inference forward under ``torch.no_grad()``; ``fwd+bwd`` is the forward plus
-``torch.autograd.grad`` of all outputs (fixed random output gradients) with respect to every
-floating input and every module parameter (no ``.grad`` accumulation is timed). dtypes: fp32 on
-CPU; fp32, fp16, bf16 on GPU.
-
-Correctness gate: before timing, every case's outputs (and, for fwd+bwd, gradients) are compared
-once, outside the timed function, with the torch reference evaluated in fp32 on fp32 copies of the
-same (rounded) inputs; tolerances per dtype in ``TOLERANCES``. A wrong kernel fails the test and is
-never reported. The worst normalised error is recorded in ``extra_info["max_err"]``.
-
-FLOP and byte counts (``flops`` → TFLOP/s, ``bytes_moved`` → GB/s)
-------------------------------------------------------------------
-Both are the *algorithmic minimum* of the op, the same number for every backend of a case, so
-GB/s is an effective bandwidth (a backend that re-reads data moves more than it is credited with)
-and TFLOP/s is a useful-work rate (the eager SST reference, e.g., does a dense backward it does not
-need; it is credited only with the necessary FLOPs). s = element size of the dtype. Bytes count
-every input and parameter read once and every output (and, for fwd+bwd, every gradient) written
-once; intermediates a fusion can avoid, and the small per-row statistics a backend saves for
-backward, are not counted. Elementwise FLOPs are per-element counts of the arithmetic in the
-formulas of the op's docstring.
-
-* sparsemax (R, C): fwd bytes 2RCs (x in, p out); bwd 3RCs (p, dp in; dx out). FLOPs given the
-  threshold: fwd 5RC (shift by max, threshold sum, subtract, clamp), bwd 4RC (support-masked
-  sum, subtract mean, select). Memory-bound: read GB/s.
-* sst_convert (B, N, C, d), max pooling: fwd FLOPs 2BNCd (logits) + 2BNC (scale, running max)
-  + 5BC (sparsemax) + 2BCd (out = w c); bwd 2BCd (dout cᵀ) + 4BC (sparsemax bwd) + 2BCd
-  (d_feats, only the argmax frames get gradient) + 4BCd (d_tokens = wᵀ dout + scale·d_r·F[argmax]).
-  Bytes fwd (BNd + Cd + BC + Bd)s + BN (mask); bwd reads feats, tokens, mask, w, dw, dout and
-  writes d_feats, d_tokens: (2BNd + 2Cd + 2BC + Bd)s + BN.
-* hyper_modulate (R, d): fwd bytes 5Rds + 2ds (fv, fk, gamma, beta in; out; LN affine), bwd
-  9Rds + 4ds (dout, fv, fk, gamma, beta in; dfv, dfk, dgamma, dbeta out; LN affine and its grads).
-  FLOPs 11Rd fwd (fv⊙fk, mean, centred variance, normalise, affine, modulate) and 20Rd bwd.
-* HyperFusion DSG (R, d): GEMM FLOPs fwd 2R(2d)(2d) (both first layers as one GEMM) +
-  2·2Rd² (second layers) = 12Rd², plus 11Rd + Rd (ReLU); fwd+bwd = 3 × GEMM + 32Rd. Bytes fwd
-  (3Rd + 6d²)s (fv, fk in, out; weights), bwd adds (3Rd + 2Rd + 6d² + 6d²)s (dout, fv, fk in;
-  dfv, dfk out; weights in, weight grads out); biases and LN params (≈ 8d) included.
-* GatedCrossAttention (B, T, d, H): FLOPs fwd 6·2BTd² (q, k, v projections, both directions) +
-  2·4BT²d (QKᵀ and PV for both directions, dense over all keys as FlashAttention counts them) +
-  2BT(2d)d (gate GEMM) = 16BTd² + 8BT²d; fwd+bwd = 3·16BTd² + 3.5·8BT²d (the attention
-  backward does 5 matmuls to the forward's 2). Bytes fwd (3BTd + 8d²)s + 2BT (fv, fs in, y out,
-  weights, both masks); fwd+bwd (8BTd + 24d²)s + 2BT (adds dy, fv, fs in, dfv, dfs out, weights
-  in and weight grads out); biases and LN params (≈ 12d) included.
-
-Timing: when benchmarking is enabled, one extra untimed call estimates the time per call; calls
-of 20 ms or more run ``rounds`` = clamp(1 s / t, 3, 10) pedantic rounds (slow CPU cases would
-otherwise spend minutes in warm-up), faster ones use pytest-benchmark's calibration (see
-``benchmarks/conftest.py``). ``extra_info["speedup_vs_eager"]`` is added when the ``eager`` row of
-the same op/mode/dtype/shape/device ran earlier in the session (it is parametrised first);
-``signbench leaderboard`` recomputes speedups from the JSON in any case.
-
-CI: ``SIGNBENCH_BENCH_QUICK=1 pytest benchmarks/ --benchmark-disable`` runs every case once on
-small shapes, correctness gate included.
+The shapes, the FLOP and byte counts behind TFLOP/s and GB/s, and the timing rules are in
+``docs/benchmarks.md``. CI: ``SIGNBENCH_BENCH_QUICK=1 pytest benchmarks/ --benchmark-disable`` runs
+every case once on small shapes, correctness gate included.
 """
 
 from __future__ import annotations
@@ -100,7 +25,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmarks.bench_backends import skip_unless_runnable
 from harness import ops
 from harness.ops.dispatch import triton_interpreting
 from harness.ops.gated_fusion import _merge_heads, _split_heads
@@ -116,26 +40,6 @@ def _cases():
     for device in ("cpu", "cuda"):
         for backend in CPU_BACKENDS if device == "cpu" else GPU_BACKENDS:
             yield pytest.param(device, backend, id=f"{device}-{backend}")
-
-
-# --------------------------------------------------------------------------------------- axpy
-
-AXPY_SIZES = {"cpu": (1 << 16, 1 << 20), "cuda": (1 << 20, 1 << 26)}
-
-
-@pytest.mark.parametrize("size_index", [0, 1], ids=["small", "large"])
-@pytest.mark.parametrize(("device", "backend"), list(_cases()))
-def test_axpy(bench, device, backend, size_index):
-    name = skip_unless_runnable(device, backend)
-    n = AXPY_SIZES[device][size_index]
-    x = torch.randn(n, device=device)
-    y = torch.randn(n, device=device)
-    out = bench(
-        lambda: ops.axpy(x, y, 2.0, backend=name),
-        op="axpy", mode="fwd", backend=backend, dtype=x.dtype, shape={"n": n}, device=device,
-        flops=2 * n, bytes_moved=3 * n * x.element_size(),
-    )
-    torch.testing.assert_close(out, 2.0 * x + y)
 
 
 # ------------------------------------------------------------------------- the op benchmarks

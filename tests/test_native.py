@@ -26,7 +26,7 @@ def test_extension_imports_and_reports_cuda_build():
     import harness._C as C
 
     assert isinstance(C.has_cuda(), bool)
-    assert hasattr(C, "cpu") and hasattr(C.cpu, "axpy")
+    assert hasattr(C, "cpu") and hasattr(C.cpu, "sparsemax_forward")
     assert hasattr(C, "cuda") == C.has_cuda()
 
 
@@ -40,24 +40,25 @@ def test_ci_build_has_no_cuda():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("n", [0, 1, 17, 4099])
-def test_cpu_axpy_matches_torch(dtype, n):
+@pytest.mark.parametrize("rows,k", [(1, 1), (3, 17), (5, 1030)])
+def test_cpu_kernel_called_through_raw_pointers(dtype, rows, k):
+    """The binding contract itself (pointers, sizes, dtype code), below the Python wrapper."""
     import harness._C as C
 
-    gen = torch.Generator().manual_seed(n)
-    x = torch.randn(n, generator=gen, dtype=dtype)
-    y = torch.randn(n, generator=gen, dtype=dtype)
+    from harness.ops import sparsemax_reference
+
+    x = torch.randn(rows, k, generator=torch.Generator().manual_seed(k), dtype=dtype)
     out = torch.empty_like(x)
-    C.cpu.axpy(x.data_ptr(), y.data_ptr(), out.data_ptr(), n, -1.75, _native.DTYPE_CODES[dtype])
-    torch.testing.assert_close(out, -1.75 * x + y, rtol=0, atol=1e-6)
+    C.cpu.sparsemax_forward(x.data_ptr(), out.data_ptr(), rows, k, _native.DTYPE_CODES[dtype])
+    torch.testing.assert_close(out, sparsemax_reference(x), rtol=0, atol=1e-6)
 
 
 def test_cpu_kernel_rejects_unknown_dtype_code():
     import harness._C as C
 
-    x = torch.zeros(4)
-    with pytest.raises(ValueError, match="dtype code"):
-        C.cpu.axpy(x.data_ptr(), x.data_ptr(), x.data_ptr(), 4, 1.0, 99)
+    x = torch.zeros(1, 4)
+    with pytest.raises(ValueError, match="dtype"):
+        C.cpu.sparsemax_forward(x.data_ptr(), x.data_ptr(), 1, 4, 99)
 
 
 def _nvcc() -> str | None:

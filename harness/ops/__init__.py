@@ -4,13 +4,11 @@
 * ``hyper_modulate`` and ``HyperFusion`` — HyperSign's hypernetwork dynamic MLP (Sec. 2.2).
 * ``masked_attention``, ``gated_blend``, ``GatedCrossAttention`` (SignFuse's CMFA, eqs. 6–11;
   also SignBind's gate-only fusion) and ``LocalWindowSelfAttention`` (HFA's window-7 encoder).
-* ``axpy`` — the trivial op that exercises the build and the dispatch.
 
 See ``harness.ops.dispatch`` for how a backend is chosen for a call.
 """
 
 from harness.ops.attention import masked_attention, masked_attention_reference
-from harness.ops.axpy import axpy, axpy_reference
 from harness.ops.dispatch import (
     BACKENDS,
     BackendUnavailableError,
@@ -36,8 +34,6 @@ __all__ = [
     "HyperFusion",
     "LocalWindowSelfAttention",
     "availability",
-    "axpy",
-    "axpy_reference",
     "backends",
     "default_backend",
     "gated_blend",
