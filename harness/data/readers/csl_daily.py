@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from harness.data import register_source
-from harness.data.readers import (
+from harness.data.readers.common import (
     SPLIT_ALIASES,
     DatasetFormatError,
     LazySamples,

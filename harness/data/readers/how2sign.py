@@ -53,7 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.data import register_source
-from harness.data.readers import (
+from harness.data.readers.common import (
     DatasetFormatError,
     DatasetMissingError,
     LazySamples,

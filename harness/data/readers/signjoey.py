@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from harness.data import register_source
-from harness.data.readers import (
+from harness.data.readers.common import (
     DatasetFormatError,
     DatasetMissingError,
     PathLike,
