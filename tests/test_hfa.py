@@ -19,18 +19,18 @@ import torch
 
 import baselines.hfa as hfa
 from baselines import get_method
-from baselines.base import Stage, TrainState
-from baselines.hfa_prototypes import (
+from baselines.hfa.prototypes import (
     PseudoGlossHead,
     build_prototypes,
     multi_hot,
     read_fasttext,
     train_word_vectors,
 )
-from baselines.hfa_temporal import RoPELocalWindowAttention, TemporalEncoder, apply_rope
+from baselines.hfa.temporal import RoPELocalWindowAttention, TemporalEncoder, apply_rope
 from harness import ops
 from harness.data import load_dataset
 from harness.data.batching import collate
+from harness.method import ConfigError, Stage, TrainState
 from harness.metrics import translation_scores
 from harness.text import PseudoGlossExtractor, train_tokenizer
 
@@ -318,9 +318,9 @@ def test_ablation_override_and_errors(corpus):
     m = make(corpus, psp_weight=0.0)
     assert m.stages()[0].losses == ("loss_align",)
     assert not any(p.startswith("psp_head") for p in m.pretrain_prefixes())
-    with pytest.raises(TypeError, match="unknown override"):
+    with pytest.raises(ConfigError, match="unknown override"):
         make(corpus, lambda_psp=0.5)
-    with pytest.raises(ValueError, match="vit_train"):
+    with pytest.raises(ConfigError, match="vit_train"):
         make(corpus, vit_train="half")
     with pytest.raises(ValueError, match="frames"):
         m.frame_features(collate(corpus[0][:2], streams=("keypoints",), text_tokenizer=tok))
@@ -418,7 +418,7 @@ def test_text_pretraining_learns_and_seeds_the_text_encoder(corpus):
     m.training_step(b, state_for(stages[1]))
     torch.testing.assert_close(m.text_encoder.layers[0].fc1.weight, enc.detach())
     assert not m.text_encoder.layers[0].fc1.weight.requires_grad
-    with pytest.raises(ValueError, match="text_mask_prob"):
+    with pytest.raises(ConfigError, match="text_mask_prob"):
         make(corpus, text_mask_prob=1.0)
 
 
@@ -489,7 +489,7 @@ def test_decoder_token_dropout_masks_only_decoder_inputs(corpus):
     assert 0.3 < float(frac) < 0.7
     m.eval()
     assert torch.equal(m._mask_tokens(ids, tmask, 0.5), ids)
-    with pytest.raises(ValueError, match="decoder_token_dropout"):
+    with pytest.raises(ConfigError, match="decoder_token_dropout"):
         make(corpus, decoder_token_dropout=1.0)
 
 

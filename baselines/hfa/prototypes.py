@@ -1,36 +1,16 @@
 """HFA's pseudo-gloss prototypes and the pseudo-gloss pretraining loss L_psp (Sec. 3.2, eqs. 1–3).
 
-Prototypes P (U × 300): one 300-d word vector per pseudo-gloss plus a zero vector for "non-sign".
-The paper takes them from fastText (cc.de.300). :func:`build_prototypes` reads them
+Prototypes P (U + 1 × 300): one 300-d word vector per pseudo-gloss plus a zero "non-sign"
+vector, frozen (a buffer). :func:`build_prototypes` takes them from a local fastText model
+(``.vec`` / ``.bin``, as the paper's cc.de.300) when one is given, otherwise from PPMI + SVD
+word vectors trained on the training text (:func:`train_word_vectors`), otherwise from
+deterministic sub-word hash vectors (:func:`subword_hash_vector`, with a warning).
 
-* from a **local fastText model** when a path is given (``.vec`` / ``.txt``: the word2vec text
-  format fastText publishes, "N D" header then "word v_1 … v_D"; ``.bin``: needs the ``fasttext``
-  package, whose ``get_word_vector`` also covers out-of-vocabulary words through sub-words). A
-  pseudo-gloss (an uppercased lemma) is looked up as is, Capitalised (German nouns), then
-  lowercased; a word the ``.vec`` file lacks gets the vector trained on the training text
-  (below; or the sub-word hash vector), rescaled to the file's mean norm, and is counted in
-  ``PrototypeInfo.missing``;
-* otherwise from **word vectors trained on the training text**: PPMI + truncated SVD
-  (Levy & Goldberg 2014; Levy, Goldberg & Dagan 2015 — the count-based equivalent of
-  skip-gram with negative sampling), written here with numpy because the alternatives on PyPI
-  (``gensim`` needs scipy; ``fasttext`` needs a C++ build) are heavy for 300-d vectors of a few
-  thousand words. Tokens: the pseudo-gloss extractor's uppercased content lemmas of each training
-  sentence *plus* the other words of the sentence uppercased (context), symmetric window 5,
-  context-distribution smoothing α = 0.75, W = U_k Σ_k^½ (eigenvalue weighting p = ½), rows
-  scaled to unit norm. When the vocabulary has fewer than 300 words the SVD has fewer dimensions
-  and the remaining coordinates are zero (the vectors are still 300-d, as the projection Z' is).
-* without either (e.g. ``signbench params`` builds the model without texts): deterministic
-  sub-word hash vectors — each word is the normalised sum of fixed N(0, 1) vectors of its
-  character 3- to 5-grams (fastText's sub-word scheme without training). A warning says so.
+:class:`PseudoGlossHead` (Sign2GPT's ``zero_fasttext_prototype_head``): Z' = Linear(dropout(Z)),
+S = cos(Z', P) (eq. 1), Ê = Σ_t softmax_T(S/τ_T) ⊙ softmax_U(S/τ_U) over the valid steps
+(eqs. 2–3), L_psp = BCE(Ê, H) against the multi-hot pseudo-glosses H (:func:`multi_hot`).
 
-Loss (:class:`PseudoGlossHead`; Sign2GPT's ``zero_fasttext_prototype_head``, which HFA follows):
-Z' = Linear(dropout(Z)) (300-d); S = cos(Z', P) (B, T, U+1) with the zero prototype's column
-exactly 0; Ŝ^U = softmax_U(S / τ_U); Ŝ^T = softmax_T(S / τ_T) over the *valid* time steps; E =
-Ŝ^T ⊙ Ŝ^U; Ê_j = Σ_t E_tj ∈ [0, 1]; L_psp = BCE(Ê_{1..U}, H) averaged over batch × U (the zero
-prototype only competes in the softmax over prototypes, it has no label). τ_T and τ_U are
-learnable, initialised at 0.1 and clamped to [0.01, 1] (Sign2GPT). Ê is clamped to
-[1e-6, 1 − 1e-6] before the log. Prototypes are frozen (a buffer: ``trainable_emb=False`` in
-Sign2GPT; the paper calls them fixed fastText embeddings).
+The lookup rules, the word-vector recipe and the temperatures: ``docs/methods/hfa.md``.
 """
 
 from __future__ import annotations
@@ -41,12 +21,15 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from harness.text import PseudoGlossExtractor
 
 PROTOTYPE_DIM = 300
 WINDOW = 5
@@ -74,7 +57,8 @@ def _tokens(text: str) -> list[str]:
 def train_word_vectors(sentences: Sequence[Sequence[str]], dim: int = PROTOTYPE_DIM,
                        window: int = WINDOW, alpha: float = CDS_ALPHA
                        ) -> tuple[dict[str, np.ndarray], int]:
-    """PPMI + SVD word vectors (module docstring) → ({word: (dim,) float32}, SVD rank used)."""
+    """PPMI + SVD word vectors (``docs/methods/hfa.md``) → ({word: (dim,) float32}, SVD rank
+    used)."""
     vocab = sorted({w for s in sentences for w in s})
     if not vocab:
         raise ValueError("train_word_vectors: no words in the training sentences")
@@ -164,8 +148,9 @@ def read_fasttext(path: str | Path, words: Iterable[str]) -> dict[str, np.ndarra
 
 
 def build_prototypes(vocabulary: Sequence[str], *, texts: Sequence[str] | None = None,
-                     extractor: Any = None, fasttext_path: str | Path | None = None,
-                     dim: int = PROTOTYPE_DIM) -> tuple[torch.Tensor, PrototypeInfo]:
+                     extractor: PseudoGlossExtractor | None = None,
+                     fasttext_path: str | Path | None = None, dim: int = PROTOTYPE_DIM
+                     ) -> tuple[torch.Tensor, PrototypeInfo]:
     """P: (len(vocabulary) + 1, dim) float32, last row the zero (non-sign) prototype."""
     trained: dict[str, np.ndarray] | None = None
     svd_dims = None
@@ -225,7 +210,7 @@ def multi_hot(glosses: Sequence[Sequence[str]], index: dict[str, int], size: int
 
 
 class PseudoGlossHead(nn.Module):
-    """Z → Ê (B, U) pseudo-gloss presence scores; ``loss(Ê, H)`` = L_psp (module docstring)."""
+    """Z → Ê (B, U) pseudo-gloss presence scores; ``loss(Ê, H)`` = L_psp (eqs. 1–3)."""
 
     def __init__(self, in_dim: int, prototypes: torch.Tensor, temperature: float = 0.1,
                  dropout: float = 0.2) -> None:

@@ -1,31 +1,16 @@
 """HFA's temporal encoder: a local-window (w = 7) transformer with RoPE and one downsampling.
 
-Paper (Sec. 3.1, 4.2): frame features F (T* × D*) → a four-layer transformer (hidden 512, 8 heads,
-FFN 2048) with local self-attention of window seven and Rotary Position Embedding, temporal
-downsampling after the second layer → segment features Z (T × D). HFA builds on Sign2GPT's sign
-encoder (Wong et al., 2024; public config ``standard_meta_model_zero_config.py``), whose choices
-we follow where the HFA paper is silent:
+Paper Sec. 3.1 / 4.2: frame features F (T* × D*) → four layers (hidden 512, 8 heads, FFN 2048),
+local self-attention of window seven, Rotary Position Embedding, temporal downsampling after the
+second layer → segment features Z (T × D). Where the paper is silent we follow Sign2GPT's sign
+encoder, on which HFA builds: post-LN blocks with LayerScale (:class:`TemporalBlock`), RoPE on
+q and k in the rotate-half layout (:func:`apply_rope`), average-pool downsampling k 3 / s 2 / p 1
+(:func:`downsample`), and a final Linear to the mBART width.
 
-* **Block** — post-LayerNorm with LayerScale (init 1e-5): x = LN(x + γ₁ ⊙ Attn(x)),
-  x = LN(x + γ₂ ⊙ MLP(x)); MLP = Linear(d, 4d) → GELU → Dropout → Linear(4d, d); dropout 0.1.
-* **Attention** — :class:`RoPELocalWindowAttention`: the q/k/v/out projections of
-  ``harness.ops.LocalWindowSelfAttention`` (it subclasses it), RoPE applied to q and k of every
-  head (``rotate-half`` layout, base 10,000, over the whole head dimension), then
-  ``harness.ops.masked_attention(..., window=7)`` — the fused kernel family's local-window mode,
-  so a backend switch (torch / native / triton) runs the same maths. Query i sees keys j with
-  |i − j| ≤ 3 that are not padding.
-* **Downsampling** — average pooling, kernel 3, stride 2, padding 1 (parameter-free, as
-  Sign2GPT's ``Downsampler``): T → ⌈T/2⌉. A sample of L valid steps keeps ⌈L/2⌉ (padded steps
-  are zeroed first and the pool always divides by 3, so a sample's output does not depend on how
-  much padding its batch has — Sign2GPT's mask rule, "any valid step in the window", kept one
-  extra half-empty step for even L inside a longer batch). Positions restart at 0..T−1 after
-  downsampling (RoPE sees the new grid; only relative offsets matter anyway).
-* **Output** — ``Linear(d, out_dim)`` when ``out_dim`` differs from d: Z is handed to the
-  mBART encoder, whose width is 1024 in the paper profile; the paper writes Z ∈ R^{T×D} with "D
-  the new feature dimension", and this 512 → 1024 projection is what makes the fine-tuning
-  trainable count of Table 3 come out exactly (see ``baselines.hfa``).
-
-Padded positions are zeroed after every block so they never leak into later statistics.
+:class:`RoPELocalWindowAttention` reuses ``harness.ops.LocalWindowSelfAttention``'s projections
+and runs ``harness.ops.masked_attention(..., window=7)``, so the torch / native / triton backends
+compute the same maths. Padded positions are zeroed after every block. Details and the reasons:
+``docs/methods/hfa.md``.
 """
 
 from __future__ import annotations
@@ -90,7 +75,8 @@ class RoPELocalWindowAttention(LocalWindowSelfAttention):
 
 
 class TemporalBlock(nn.Module):
-    """Post-LN transformer block with LayerScale (Sign2GPT's ``meta_block``, module docstring)."""
+    """Post-LN transformer block with LayerScale (Sign2GPT's ``meta_block``):
+    x = LN(x + γ₁ ⊙ Attn(x)), x = LN(x + γ₂ ⊙ MLP(x)), MLP = Linear → GELU → Dropout → Linear."""
 
     def __init__(self, dim: int, heads: int, ffn: int, window: int = 7, dropout: float = 0.1,
                  layer_scale: float = 1e-5) -> None:
@@ -127,7 +113,7 @@ def downsampled_lengths(lengths: torch.Tensor, times: int = 1) -> torch.Tensor:
 
 
 class TemporalEncoder(nn.Module):
-    """F (B, T*, in_dim) + mask → Z (B, ⌈T*/2⌉, out_dim) + mask (module docstring)."""
+    """F (B, T*, in_dim) + mask → Z (B, ⌈T*/2⌉, out_dim) + mask (Sec. 3.1)."""
 
     def __init__(self, in_dim: int, dim: int = 512, layers: int = 4, heads: int = 8,
                  ffn: int = 2048, window: int = 7, downsample_after: int = 2,
