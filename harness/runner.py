@@ -1,49 +1,27 @@
 """``run_method``: data → tokenizer → method → training → dev/test scores → efficiency → run JSONs.
 
-One call runs one registered method end to end and writes, under
-``<out>/<method>__<dataset>-<lang>__<profile>__<backend>__<device>/``:
+One call runs one registered method end to end and writes, under :func:`run_directory`
+(``<out>/<method>__<dataset>-<lang>__<profile>__<backend>__<device>[__<variant>]/``), the text
+tokenizer and the gloss / pseudo-gloss vocabularies the method needs, ``checkpoints/``
+(``last``, ``best``) and, per split (``dev``, ``test``), the per-sample JSONL and the run JSON
+(schema ``signbench.run/1``; :func:`run_path` gives its path). :func:`run_methods` runs several
+methods, recording each failure as a value; :func:`summarize` prints one line per run.
 
-* ``tokenizer/`` (text tokenizer trained on the train split), ``gloss_vocab.json``,
-  ``pseudo_gloss.json`` (only when the method says it needs them), ``checkpoints/`` (``last``,
-  ``best``; see :mod:`harness.train.checkpoint`),
-* per split (``dev``, ``test``): the per-sample JSONL and the run JSON (schema
-  ``signbench.run/1``, written by ``harness.results.write_run``).
+Settings resolve in this order: explicit arguments, then the method's attributes (batch sizes),
+then its optional ``data_defaults = {"tiny": {...}, "paper": {...}}``, then :data:`PROFILE_DATA`
+(``tiny``: 256 train / 32 eval samples at resolution 32; ``paper``: the whole corpus at 64; text
+language ``de``). ``tiny`` is sized so the default ``signbench run`` (every method, synthetic
+corpus) fits 15 minutes on 2 CPU cores, ~2 minutes per method.
 
-Data defaults per profile (``PROFILE_DATA``; explicit arguments win, then a method's optional
-``data_defaults = {"tiny": {...}, "paper": {...}}`` class attribute, then these):
+Optional method hooks (all defaulted, none required by ``SLTMethod``): ``batch_size`` /
+``eval_batch_size``, ``beam_size``, ``length_penalty``, ``max_len``, ``extra_metrics(...)``,
+``tokenizer_vocab_size``, ``tokenizer_kind``, ``needs_pseudo_gloss``, ``needs_train_texts``,
+``data_defaults``, ``normalize_frames`` and ``param_report()``.
 
-===========  ==========  =========  ==========  ==========  ===============
-profile      train_size  eval_size  resolution  batch_size  eval_batch_size
-===========  ==========  =========  ==========  ==========  ===============
-``tiny``     256         32         32          16          32
-``paper``    corpus      corpus     64          32          32
-===========  ==========  =========  ==========  ==========  ===============
+Distributed: under ``torchrun`` every rank loads data and trains; rank 0 alone evaluates,
+measures and writes; the other ranks return an empty list.
 
-The text language defaults to ``de`` the same way (a method may choose another, e.g. SignBind-LLM's
-``en`` corpus with fingerspelled names and mouthings, through ``data_defaults``).
-
-``tiny`` is sized so the default ``signbench run`` (every method, synthetic corpus) fits 15 minutes
-on 2 CPU cores: generating 256 + 2·32 keypoint sequences takes ~2 s (~9 s with 32×32 frames
-too), which leaves each method ~2 minutes of training and evaluation — each method's tiny
-profile (its epochs, widths) must fit that. The synthetic corpus generates
-samples lazily and re-renders evicted ones, so the streams the method reads (``method.inputs``)
-are loaded once per run and kept in memory (up to ``CACHE_LIMIT_BYTES``; beyond that samples stay
-lazy).
-
-Optional method hooks the runner reads (all have defaults, none is required by ``SLTMethod``):
-``batch_size`` / ``eval_batch_size`` (instance or class attributes), ``beam_size`` (5),
-``length_penalty`` (1.0), ``max_len`` (60) for the final evaluation, ``extra_metrics(split,
-samples, *, device, batch_size) -> dict`` (figures beyond the task's scores, stored in the run JSON
-under ``extra``), ``tokenizer_vocab_size`` (class attribute, 1000), ``tokenizer_kind`` (class
-attribute, the language default),
-``needs_pseudo_gloss`` (class attribute, False: a ``PseudoGlossExtractor`` fitted on the train
-texts is passed as the ``pseudo_gloss=`` override), ``needs_train_texts`` (class attribute, False:
-the train split's sentences are passed as ``train_texts=``, e.g. to fit word vectors),
-``data_defaults`` (above), ``normalize_frames`` (collate frames as float in [0, 1]) and
-``param_report()`` (see :mod:`harness.run_cli`).
-
-Distributed: under ``torchrun`` every rank loads data and trains; rank 0 alone evaluates, measures
-and writes; the other ranks return an empty list.
+Design notes: docs/components.md (section "harness.runner").
 """
 
 from __future__ import annotations
@@ -286,7 +264,7 @@ def run_method(key: str, dataset: str = "synthetic", lang: str | None = None,
     """Train, evaluate (dev, test), measure and write run JSONs for method ``key``.
 
     Returns the run dicts (already validated and written; :func:`run_path` gives each file).
-    Sizes/resolution/language default per profile (see the module docstring).
+    Sizes/resolution/language default per profile (docs/components.md, "harness.runner").
     """
     from harness import ops
     from harness.evaluate import evaluate_split, measure_method

@@ -1,68 +1,28 @@
 """A LLaMA-architecture causal LM conditioned on prefix embeddings, with LoRA (SignFuse, SignBind).
 
-Why a module of its own: SignFuse and SignBind-LLM both put a LLaMA-style decoder behind a
-visual / multimodal adapter: the adapter's outputs are *prefix embeddings* in the LM's input space,
-the LM is trained with the causal-LM loss on the target sentence only, and decodes with beam
-search. ``transformers``' ``LlamaForCausalLM`` (the model) and ``peft`` (LoRA) do the work; this
-module builds the model to a profile and wraps the four calls the methods need. (The vision
-backbones next to it, ``resnet`` / ``vit``, are hand-written because timm cannot be installed
-here; the LM needs no such workaround.)
+Shared by SignFuse and SignBind-LLM, which both put a LLaMA-style decoder behind a visual /
+multimodal adapter whose outputs are *prefix embeddings* in the LM's input space; the LM is
+trained with the causal-LM loss on the target sentence only and decodes with beam search.
+``transformers``' ``LlamaForCausalLM`` and ``peft`` (LoRA) do the work; this module builds the
+model to a profile and wraps the calls the methods need:
 
-Profiles (:func:`build_llama`):
+* :func:`build_llama` — profiles ``tiny`` (CPU-sized) and ``paper`` (LLaMA-2-7B,
+  :data:`LLAMA2_7B`; :func:`llama_param_count`); ``config_overrides`` are ``LlamaConfig`` fields
+  (unknown names raise ``ValueError``); built directly on ``device`` (``"meta"`` for parameter
+  reports); random init, or ``init=`` a local HF checkpoint directory (never the network;
+  embeddings resized to ``vocab_size``) or a state-dict file (strict, HF names).
+* :func:`add_lora` — LoRA injected in place (``peft.inject_adapter_in_model``: the model stays a
+  ``LlamaForCausalLM``); every non-LoRA LM parameter is frozen. Load base weights *before* it.
+* :func:`prefix_lm_loss` — token-mean cross-entropy (fp32) over the valid target tokens; the
+  prefix's valid positions are packed to the right end of the prefix block, and the logits at
+  position ``P − 1 + j`` predict ``target_ids[:, j]``.
+* :func:`generate_from_prefix` — beam search after the prefix, returning only the new tokens; a
+  row ends at ``eos_id`` (kept) and is padded with ``pad_id`` (:func:`pad_after_eos`). With
+  ``bos_id`` ``<s>`` is fed after the prefix (train on ``<s> text </s>``); with ``bos_id=None``
+  the first token is predicted from the prefix (train on ``text </s>``).
+* :func:`embed_tokens`, :func:`left_align`, :func:`lora_parameter_names` — helpers.
 
-* ``tiny`` — hidden 64, 2 layers, 4 heads (head dim 16), intermediate 128, RoPE θ 10⁴, RMSNorm
-  eps 1e-6, untied embeddings, max 1024 positions; trains on 2 CPU cores.
-* ``paper`` — LLaMA-2-7B (:data:`LLAMA2_7B`): hidden 4096, 32 layers, 32 heads, intermediate
-  11008, 4096 positions. 6,738,415,616 parameters at LLaMA-2's vocabulary of 32,000
-  (:func:`llama_param_count`: 2·V·H + layers·(4H² + 3H·I + 2H) + H); with a vocabulary trimmed to
-  the corpus it is correspondingly smaller. Buildable on the ``meta`` device (``device="meta"``)
-  for parameter reports without memory.
-
-``config_overrides`` are ``LlamaConfig`` fields (unknown names raise ``ValueError``, since
-``LlamaConfig`` would silently accept them). ``dtype`` (our keyword; default fp32) is applied
-after construction or passed to ``from_pretrained``. The model is constructed directly on
-``device`` (``torch.device`` context), so the paper profile never materialises on the CPU.
-
-Initialisation: random (``initializer_range`` 0.02) unless ``init=PATH``:
-
-* a directory → a local Hugging Face checkpoint, ``LlamaForCausalLM.from_pretrained(PATH,
-  local_files_only=True)`` (never the network); its ``config.json`` defines the architecture (the
-  profile is then ignored; ``config_overrides`` are passed on). If its vocabulary differs from
-  ``vocab_size`` the embeddings are resized (``resize_token_embeddings``, no mean-resizing): rows
-  beyond ``vocab_size`` are dropped, new rows are random — ids then no longer mean the checkpoint's
-  pieces unless the corpus tokenizer was built from the checkpoint's (a warning says so).
-* a file → a state dict (``.safetensors`` / ``.pt`` / ``.pth`` / ``.bin``), loaded with
-  :func:`baselines.common.weights.load_weights` into the profile's model (strict; HF names).
-
-LoRA (:func:`add_lora`): ``peft.inject_adapter_in_model`` with a ``LoraConfig`` — chosen over
-``get_peft_model`` because it keeps the model a ``LlamaForCausalLM`` (``generate``,
-``model.model.embed_tokens`` and every helper here keep working) and parameter names predictable:
-``model.layers.{i}.self_attn.q_proj.base_layer.weight`` (frozen) and
-``model.layers.{i}.self_attn.q_proj.lora_A.default.weight`` / ``lora_B`` (trainable). Every
-non-LoRA parameter of the LM is frozen (LLaMA-style LoRA fine-tuning; the paper configs name
-r = 16, α = 32, dropout 0.05 on q/v). Load base weights *before* ``add_lora`` (the wrapped layers'
-names change).
-
-Prefix conditioning (:func:`prefix_lm_loss`, :func:`generate_from_prefix`): the prefix's valid
-positions are packed to the *right* end of the prefix block (left padding, what decoder-only
-generation expects), so the sequence is ``[pad…, prefix, target…, pad…]`` and the last prefix
-position is the same column for every row; ``position_ids`` = cumulative count of valid
-positions − 1 (RoPE is relative, so this only fixes the numbers, not the maths). The prefix is
-cast to the LM's embedding dtype. The first target
-token is predicted from the last prefix position: logits at sequence position ``P − 1 + j``
-predict ``target_ids[:, j]``. The loss is the token-mean cross-entropy (fp32) over valid target
-tokens.
-
-BOS convention: ``generate_from_prefix(bos_id=…)`` feeds ``<s>`` after the prefix and returns
-what follows it, which matches training targets tokenised as ``<s> text </s>`` (LLaMA's usual
-form; predicting ``<s>`` from the prefix is then a constant the loss learns at once). With
-``bos_id=None`` the first token is predicted from the prefix directly (targets ``text </s>``).
-Generation uses ``model.generate(inputs_embeds=…, attention_mask=…)`` (verified for transformers
-5: it returns only the new tokens), beam search with ``early_stopping=True`` as in
-``baselines.common.mbart``; each row stops at ``eos_id`` (kept in the output) and is padded with
-``pad_id`` (:func:`pad_after_eos` enforces it: transformers' beam search pads with EOS when
-``pad_id`` is 0). The model is put in ``eval()`` for generation (LoRA dropout off) and restored
-after.
+Design notes: docs/components.md (section "baselines.common.llm").
 """
 
 from __future__ import annotations
@@ -125,7 +85,7 @@ def _config(vocab_size: int, profile: str, overrides: dict[str, Any]) -> LlamaCo
 def build_llama(vocab_size: int, *, profile: str, init: str | Path | None = None,
                 device: torch.device | str | None = None, dtype: torch.dtype | None = None,
                 **config_overrides: Any) -> LlamaForCausalLM:
-    """A ``LlamaForCausalLM`` for ``vocab_size`` tokens (see the module docstring)."""
+    """A ``LlamaForCausalLM`` for ``vocab_size`` tokens (profiles, ``init``: docs/components.md)."""
     if not isinstance(vocab_size, int) or vocab_size < 1:
         raise ValueError(f"build_llama: vocab_size must be a positive int, got {vocab_size!r}")
     dev = torch.device(device) if device is not None else torch.device("cpu")
@@ -305,7 +265,7 @@ def generate_from_prefix(model: nn.Module, prefix_embeds: torch.Tensor,
                          max_new_tokens: int = 60) -> torch.Tensor:
     """Beam search (greedy for ``num_beams=1``) after the prefix → (B, L) new token ids.
 
-    See the module docstring for the BOS convention; ``eos_id`` ends a row (kept), ``pad_id``
+    BOS convention: the module docstring; ``eos_id`` ends a row (kept), ``pad_id``
     fills after it; L ≤ ``max_new_tokens``. The prefix is cast to the
     LM's embedding dtype (e.g. fp32 adapters in front of a bf16 LM).
     """

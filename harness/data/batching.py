@@ -1,48 +1,23 @@
 """Batching: collate ``Sample``s into padded tensors, bucket by length, build DataLoaders.
 
-``collate(samples, streams=...)`` pads every requested stream along time (axis 0) to the batch's
-longest sample *of that stream* and returns a :class:`Batch`:
+* :func:`collate` ``(samples, streams=...)`` pads every requested stream along time (axis 0) to
+  the batch's longest sample *of that stream* and returns a :class:`Batch`: ``inputs[stream]``
+  (B, T_stream, ...), ``masks[stream]`` (B, T_stream) bool (True = valid step),
+  ``stream_lengths[stream]``, ``lengths`` (``num_frames``), and, when a ``TextTokenizer`` /
+  ``GlossVocab`` is given, ``text_ids``/``text_mask``/``text_lengths`` and
+  ``gloss_ids``/``gloss_lengths`` (CTC layout). Padding is 0, except ``frame_labels``
+  (:data:`LABEL_PAD` = -100); ``frames`` / ``lips`` stay uint8 unless ``normalize_frames=True``
+  (float32 in [0, 1]). A missing stream, text or gloss raises :class:`CollateError`.
+* :class:`BucketBatchSampler` groups samples of similar length: permuted per epoch with a
+  generator seeded by ``(seed, epoch)`` (call ``set_epoch``), sorted by length within chunks of
+  ``batch_size * bucket_size_multiplier``, batch order shuffled; ``shuffle=False`` gives a fixed
+  order. Every index appears once per epoch; with ``num_replicas`` / ``rank`` the shares are
+  padded (or, ``drop_last``, cut) to equal size as in ``DistributedSampler``.
+* :func:`make_loader` wires sampler + collate into a ``DataLoader`` (call
+  ``loader.batch_sampler.set_epoch(epoch)`` each epoch); with workers it uses ``fork`` when the
+  dataset cannot be pickled, or raises a clear error where ``fork`` is unavailable.
 
-* ``inputs[stream]`` -- (B, T_stream, ...) tensors; ``poses`` is a dict format -> (B, T, D).
-  Padding values: 0 for every stream (keypoint confidence 0 too), except ``frame_labels``, padded
-  with :data:`LABEL_PAD` = -100 (``CrossEntropyLoss``'s ``ignore_index``) and returned as int64.
-  ``frames`` and ``lips`` stay uint8 (a float copy of video is 4x the memory) unless
-  ``normalize_frames=True``, which gives float32 in [0, 1] (value / 255). Float arrays become
-  float32.
-* ``masks[stream]`` -- (B, T_stream) bool, True = a real (valid) time step, and
-  ``stream_lengths[stream]`` -- (B,) int64. Streams can differ in length (e.g. features at a lower
-  frame rate), so each has its own mask and lengths. All formats of ``poses`` must share one
-  length per sample.
-* ``lengths`` -- (B,) int64, each sample's ``num_frames`` (the video length).
-* text (when a ``TextTokenizer`` is given): ``text_ids`` (B, L) int64 padded with its ``pad_id``
-  (with ``<s>``/``</s>``), ``text_mask`` (B, L) bool, ``text_lengths`` (B,).
-* glosses (when a ``GlossVocab`` is given): ``gloss_ids`` (B, G) int64 padded with the vocab's
-  ``pad_id`` (CTC targets in the padded layout ``torch.nn.CTCLoss`` accepts) and
-  ``gloss_lengths`` (B,) (the CTC target lengths).
-* ``names``, ``signers``, raw ``texts`` and ``glosses`` as lists.
-
-A sample lacking a requested stream (or text/gloss when a tokenizer/vocab is given) raises a
-:class:`CollateError` naming the sample and the stream; shapes that disagree beyond time raise too.
-
-``BucketBatchSampler`` groups samples of similar length to cut padding: each epoch it permutes
-the indices with a generator seeded by ``(seed, epoch)`` (``set_epoch``), takes this rank's share,
-cuts it into chunks of ``batch_size * bucket_size_multiplier``, sorts each chunk by length (stable),
-splits the result into batches and shuffles the batch order. ``shuffle=False`` skips both
-permutations (a fixed, length-sorted-within-chunks order, for evaluation). Every index appears
-exactly once per epoch (single process, ``drop_last=False``).
-
-Distributed (``num_replicas``, ``rank``): like ``torch.utils.data.DistributedSampler``, the
-permuted index list is padded by repeating its first indices until its length is divisible by
-``num_replicas`` (so a few samples are seen twice per epoch) -- or, with ``drop_last=True``, cut
-to a multiple -- and rank ``r`` takes positions ``r, r + R, r + 2R, ...``. Shares are disjoint
-(apart from the repeats) and equal in size, so every rank runs the same number of steps.
-
-``make_loader`` wires sampler + collate into a ``torch.utils.data.DataLoader`` (call
-``loader.batch_sampler.set_epoch(epoch)`` each epoch). Workers: ``Sample`` loaders are usually
-closures that cannot be pickled; with the ``fork`` start method (Linux default up to Python 3.13)
-nothing is pickled, each worker fetches ``dataset[i]`` by index and loads streams itself. If the
-platform's default start method would need to pickle the dataset and it cannot be pickled,
-``make_loader`` uses ``fork`` where available and raises a clear error otherwise.
+Design notes: docs/components.md (section "harness.data.batching").
 """
 
 from __future__ import annotations
@@ -88,7 +63,7 @@ def _pin(value: Any) -> Any:
 
 @dataclass
 class Batch:
-    """A padded batch; see the module docstring for every field's shape and meaning."""
+    """A padded batch; every field's shape and meaning: docs/components.md (batching)."""
 
     names: list[str]
     lengths: torch.Tensor
@@ -187,7 +162,8 @@ def _pad_ids(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tenso
 def collate(samples: Sequence[Sample], streams: Sequence[str] = DEFAULT_STREAMS,
             text_tokenizer: Any = None, gloss_vocab: Any = None,
             normalize_frames: bool = False) -> Batch:
-    """Pad the requested ``streams`` of ``samples`` into a :class:`Batch` (see module doc).
+    """Pad the requested ``streams`` of ``samples`` into a :class:`Batch` (see module doc and
+    docs/components.md).
 
     ``text_tokenizer``: a ``harness.text.TextTokenizer`` (anything with ``encode(text)`` and
     ``pad_id``); ``gloss_vocab``: a ``harness.text.GlossVocab`` (``encode(gloss)``, ``pad_id``).
@@ -273,7 +249,7 @@ def _collate_poses(batch: Batch, samples: Sequence[Sample], values: list[Any],
 
 
 class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
-    """Length-bucketed, seeded, epoch-aware batch sampler (see the module docstring)."""
+    """Length-bucketed, seeded, epoch-aware batch sampler (module docstring, docs/components.md)."""
 
     def __init__(self, lengths: Sequence[int], batch_size: int, shuffle: bool = True,
                  seed: int = 0, bucket_size_multiplier: int = 50, drop_last: bool = False,

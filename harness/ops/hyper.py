@@ -1,55 +1,26 @@
 """``hyper_modulate`` and ``HyperFusion``: HyperSign's hypernetwork early fusion (dynamic MLP).
 
-What it computes
-----------------
-HyperSign (Sec. 2.2, eqs. 1–3) fuses RGB features F_v and keypoint features F_k with a
-hypernetwork: generators G_W, G_b read both streams and produce a per-sample, per-position weight
-W and bias b, and the dynamic MLP applies them:
+Implements HyperSign Sec. 2.2, eqs. 1–3: generators G_W, G_b read RGB features F_v and keypoint
+features F_k and produce a per-sample, per-position weight W and bias b for a dynamic MLP:
 
     W = G_W(F_v, F_k),   b = G_b(F_v, F_k)                       (1), (2)
     F_f = σ(W ⊙ LayerNorm(F_v ⊙ F_k) + b)                          (3)
 
-``hyper_modulate(fv, fk, gamma, beta, ln_weight, ln_bias, eps, activation)`` is eq. (3) with
-W = ``gamma`` and b = ``beta``: out = act(gamma ⊙ LN(fv ⊙ fk) + beta), LayerNorm over the last dim
-d with affine (ln_weight, ln_bias), act ∈ {None, "relu", "gelu" (exact erf), "sigmoid", "silu"}.
-``HyperFusion`` is the whole module with the generators (variants DSG, DShG, PIG, CIG of the
-paper's Fig. 4 / Table 3; see its docstring for how each is read).
+* ``hyper_modulate(fv, fk, gamma, beta, ln_weight, ln_bias, eps, activation)`` is eq. (3) with
+  W = ``gamma`` and b = ``beta``: out = act(gamma ⊙ LN(fv ⊙ fk) + beta), LayerNorm over the last
+  dim d with affine (ln_weight, ln_bias), act ∈ {None, "relu", "gelu" (exact erf), "sigmoid",
+  "silu"}. ``hyper_modulate_reference`` is its torch ground truth.
+* ``HyperFusion`` is the whole module with the generators (variants DSG, DShG, PIG, CIG of the
+  paper's Fig. 4 / Table 3; see its docstring). For DSG / DShG a fused GPU path computes the
+  second generator layers and eq. (3) in one Triton GEMM epilogue (``fused_generator_modulate``).
 
-Design of the kernels
----------------------
-* Forward: one pass per row. A Triton program / CUDA block / OpenMP iteration owns one (or, for
-  small d, a few) rows of d, loads fv and fk once, forms x = fv ⊙ fk, computes mean and rstd in fp32
-  (two-pass on the register/shared-memory copy of the row — mean, then the centred variance — so
-  rows of magnitude ~1e3 or nearly constant rows do not lose digits as E[x²]−E[x]² would), then
-  loads gamma and beta and writes out. Only mean and rstd (fp32, one each per row) are saved for
-  backward; x, x̂ and the pre-activation z are recomputed there (they are one multiply-add away).
-* Backward: one fused pass per row: recompute x, x̂ = (x − mean)·rstd, y = x̂·w + b, z = gamma·y +
-  beta, g = dout·act'(z); write dgamma = g ⊙ y, dbeta = g; dy = g ⊙ gamma; LayerNorm backward
-  dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂ ⊙ x̂)) with dx̂ = dy ⊙ w; dfv = dx ⊙ fk, dfk = dx ⊙ fv.
-  dln_weight = Σ_rows dy ⊙ x̂ and dln_bias = Σ_rows dy are reduced as Liger / Apex do: each
-  program (block, thread) walks a strip of rows accumulating fp32 column partials, writes one
-  partial row, and a final sum over the partials gives the result (deterministic, no atomics).
-* Bandwidth: every byte of fv, fk, gamma, beta is read once in forward; one row per program for
-  d ≤ 8192 (a few rows per program for small d so each program moves ≥ 2–4 K elements), fp32
-  accumulators; the CUDA kernels use 16-byte vector loads when d and the pointers allow.
-* ``HyperFusion``'s fused GPU path (DSG and DShG): both generators' first layers run as ONE GEMM
-  (weights concatenated to (2d, 2d)), then ReLU + dropout, then a Triton kernel computes
-  gamma = h_g W_2gᵀ + b_2g and beta = h_b W_2bᵀ + b_2b tile by tile and applies eq. (3) in the
-  GEMM epilogue, so gamma and beta never reach memory. The LayerNorm statistics of x = fv ⊙ fk are
-  per row over all of d, so a tiny stats kernel computes them first and the epilogue reads them.
-  Backward recomputes gamma and beta with two GEMMs and reuses the modulation backward kernel
-  (recomputation trades two GEMMs for never storing two (…, d) tensors). There is no hand-written
-  CUDA GEMM: with backend="native" on CUDA the fused forward is this Triton kernel and the
-  backward uses the CUDA modulation kernel.
+Contract: statistics and arithmetic in fp32 (fp64 for fp64 inputs on the torch and native-CPU
+backends), outputs in the input dtype. NaN / Inf propagate, never cleaned: one in a row of fv or
+fk makes that whole output row NaN (as ``torch.nn.functional.layer_norm`` does).
 
-Dtypes: statistics and all arithmetic in fp32 (fp64 for fp64 inputs on the torch and native-CPU
-backends); outputs in the input dtype. ln_weight / ln_bias are used in fp32 (fp64 for fp64 inputs)
-and their gradients are cast back to their own dtype.
-
-NaN / Inf: propagated, never cleaned. A NaN or Inf anywhere in a row of fv or fk makes that row's
-statistics NaN/Inf and hence the whole output row NaN (exactly as ``torch.nn.functional.layer_norm``
-does); a NaN in gamma or beta propagates to that element only. ReLU passes NaN through (NaN in, NaN
-out), as ``torch.relu`` does.
+Kernel design (one pass per row, saved mean / rstd, fused backward, deterministic column
+reductions, the fused GEMM path, dtypes, NaN handling): docs/kernels.md (section
+"hyper_modulate and HyperFusion").
 """
 
 from __future__ import annotations

@@ -1,48 +1,27 @@
 """Pseudo-glosses for gloss-free methods: content-word lemmas of the spoken sentence.
 
 Sign2GPT and HFA supervise their visual encoders with *pseudo-glosses* instead of annotated
-glosses: the lemmas of the sentence's content words, i.e. tokens whose Universal Dependencies
-(UD) coarse part of speech is one of ``NOUN NUM ADV PRON PROPN ADJ VERB``
-(:data:`CONTENT_POS`), in order of appearance, with lemmas that occur in too many training
-sentences (``max_doc_freq``, default 0.4 = 40 %) removed because they carry no information.
+glosses: the lemmas of the sentence's content words (Universal Dependencies part of speech in
+:data:`CONTENT_POS`: ``NOUN NUM ADV PRON PROPN ADJ VERB``), in order of appearance, minus lemmas
+that occur in more than ``max_doc_freq`` (default 0.4) of the training sentences.
 
-Taggers (``backend="tagger"``; ``"auto"`` uses them when installed, else the rules below with a
-warning). Both ship their models inside the pip package, so nothing is downloaded:
+:class:`PseudoGlossExtractor` ``(lang, max_doc_freq=0.4, pos=CONTENT_POS, backend="auto")``:
+``fit(train_texts)``, then ``extract(text) -> list[str]``; ``vocabulary`` (kept lemmas seen in
+training), ``save(path)`` / ``load(path)`` (JSON with settings, document frequencies and dropped
+lemmas). Languages ``de``, ``en``, ``zh``.
 
-* German, English -- HanTa (``pip install HanTa``), ``HanoverTagger('morphmodel_ger.pgz')`` /
-  ``'morphmodel_en.pgz'``, ``tag_sent(tokens, taglevel=1)`` -> (word, lemma, tag). German tags are
-  STTS (HanTa writes sub-types in brackets, ``VV(FIN)``, ``ADJ(A)``; the bracket is ignored); the
-  English model uses the BNC **CLAWS5** tagset (not Penn). Mapping tables:
-  :data:`STTS_TO_UD`, :data:`CLAWS5_TO_UD`.
-* Chinese -- jieba (``pip install jieba``), ``jieba.posseg`` with ICTCLAS-style tags, mapped by
-  :data:`ICTCLAS_TO_UD` (tags not listed fall back to their first letter, then ``X``); the lemma is
-  the word itself. jieba's dictionary is loaded lazily on first use and its log output silenced.
+* ``backend="tagger"``: HanTa for German (STTS tags, :data:`STTS_TO_UD`) and English (CLAWS5
+  tags, :data:`CLAWS5_TO_UD`), jieba for Chinese (:data:`ICTCLAS_TO_UD`); their models ship in
+  the pip packages, nothing is downloaded.
+* ``backend="rules"``: words (Chinese: single characters) minus :data:`STOPWORDS` and
+  punctuation, no lemmatisation — a much weaker approximation. ``"auto"`` uses the tagger when
+  installed, else the rules with a warning.
 
-Mapping choices worth knowing (the rest follows the UD tag-conversion tables):
+Lemmas are uppercased (``str.upper``: German ß becomes SS) to look like glosses; ``extract``
+keeps lemmas never seen in training, only the frequent ones are removed.
 
-* auxiliaries and modals are ``AUX`` (dropped): STTS ``VA*``/``VM*``; CLAWS5 ``VB*`` (be), ``VD*``
-  (do), ``VH*`` (have) and ``VM0`` -- HanTa does not separate main-verb "have"/"do" from auxiliary
-  uses, so both are dropped; jieba ``vshi`` (是) is ``AUX``.
-* determiners (articles, possessive/demonstrative/indefinite attributives: STTS ``ART PDAT PIAT
-  PPOSAT PRELAT PWAT``, CLAWS5 ``AT0 DT0 DTQ``) are ``DET`` (dropped); CLAWS5 possessive ``DPS``
-  ("my") is ``PRON`` as in UD English-EWT.
-* pronominal / wh-adverbs (STTS ``PROAV PWAV``, CLAWS5 ``AVQ``) are ``ADV`` (kept); separable verb
-  particles (STTS ``PTKVZ``, CLAWS5 ``AVP``) are ``ADP`` (dropped).
-* Chinese time words ``t``, place words ``s``, locality ``f``, verbal nouns ``vn`` and
-  classifiers ``q`` are ``NOUN`` (UD Chinese-GSD tags classifiers NOUN); idioms ``i``/``l`` are
-  ``X`` (dropped).
-
-Output format: lemmas are **uppercased** (``str.upper``, so German ß becomes SS) to look like
-glosses and to merge sentence-initial capitals; Chinese is unchanged by this. ``extract`` keeps
-lemmas never seen in training (dev/test sentences) -- only the frequent ones are removed;
-``vocabulary`` is the sorted set of kept lemmas seen in training.
-
-Fallback (``backend="rules"``, or ``"auto"`` without HanTa/jieba): words (Chinese: single
-characters, no segmentation) minus a small stop-word list per language (:data:`STOPWORDS`) and
-punctuation, uppercased, no lemmatisation. It is a much weaker approximation.
-
-Saved as JSON (``save(path)``/``load(path)``) with the settings, the fitted document frequencies
-and the dropped lemmas.
+Design notes (tagger calls, tag-mapping choices): docs/components.md (section
+"harness.text.pseudo_gloss").
 """
 
 from __future__ import annotations

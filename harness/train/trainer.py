@@ -1,45 +1,28 @@
 """The method-agnostic trainer: runs an ``SLTMethod``'s stages with AdamW, schedules, AMP, DDP,
 checkpoints, resume and best-checkpoint selection.
 
-For each :class:`~baselines.base.Stage` in order (stages with 0 epochs are skipped):
-``method.apply_stage(stage)`` sets what trains; AdamW (one parameter group, the stage's ``lr`` and
-``weight_decay``) over the trainable parameters; the stage's scheduler
-(:mod:`harness.train.schedulers`) stepped per optimiser step; gradient-norm clipping at
-``stage.grad_clip``; on CUDA, autocast (bf16 where supported, else fp16 with a ``GradScaler``).
-``training_step(batch, state)`` returns a dict of losses; ``"loss"`` is back-propagated, every
-entry is logged (epoch means), and the entries ``stage.losses`` names must be present.
+``Trainer(method, train, dev, TrainConfig(...)).fit() -> TrainResult``. For each
+:class:`~baselines.base.Stage` in order (0-epoch stages skipped): ``method.apply_stage(stage)``
+sets what trains; AdamW over the trainable parameters with the stage's ``lr``, ``weight_decay``,
+scheduler (per optimiser step) and ``grad_clip``; autocast on CUDA (bf16, else fp16 with a
+``GradScaler``). ``training_step(batch, state)`` returns a dict of losses: ``"loss"`` is
+back-propagated, every entry is logged, and the entries ``stage.losses`` names must be present.
 
-Determinism: torch / numpy / random are seeded from ``seed`` at start, and at the start of every
-epoch from ``epoch_seed(seed, stage_index, epoch, rank)`` (a blake2b hash), so an epoch's dropout
-masks do not depend on what ran before it. Data order is ``BucketBatchSampler`` seeded per stage
-with ``set_epoch(epoch)``. A run resumed from an epoch-end checkpoint therefore replays exactly; a
-run resumed from a mid-epoch checkpoint (``checkpoint_every_steps``) skips the batches already
-taken and restores the RNG states saved with it, so it replays exactly too.
+* Determinism: seeded from ``seed`` at start and per epoch by :func:`epoch_seed`; data order by a
+  per-stage ``BucketBatchSampler``. Resuming from an epoch-end or mid-epoch checkpoint
+  (``checkpoint_every_steps``) replays exactly.
+* Checkpoints (:mod:`harness.train.checkpoint`): ``last`` at every epoch end (and every K steps),
+  ``best`` per stage by the stage's ``monitor`` (``bleu4`` / ``rouge_l`` maximised, ``wer`` /
+  ``loss`` minimised) on dev, decoded greedily (``dev_beam_size=1``). ``resume=True`` continues
+  from ``last``; the trajectory settings must match. The next stage starts from the last weights;
+  after the final stage its best weights are loaded back.
+* Optional hooks: ``on_epoch_end(record)`` and ``on_fit_end()`` (e.g. SignX's checkpoint
+  averaging); their in-memory state starts afresh on resume.
+* Distributed (``torchrun``, :mod:`harness.train.distributed`): DDP per stage, data sharded by
+  the sampler, dev evaluation and writes on rank 0 (the metric is broadcast); ``batch_size`` is
+  per rank.
 
-Checkpoints (:mod:`harness.train.checkpoint`): at every epoch end (and every K optimiser steps if
-``checkpoint_every_steps`` is set) — safetensors weights plus ``trainer.pt`` (optimizer,
-scheduler, scaler, RNG) and ``meta.json`` (position, best metric, history); ``resume=True``
-continues from ``last``. The run's settings that fix the trajectory (stage schedule, batch size,
-seed, world size) are stored and must match on resume.
-
-Best checkpoint: after each epoch the dev split is scored by the stage's ``monitor`` — ``bleu4`` /
-``rouge_l`` maximised, ``wer`` / ``loss`` minimised — and the best epoch *of the current stage* is
-kept as ``best``. The next stage continues from the last weights (not the best); after the final
-stage the best weights of that stage are loaded back for the final evaluation. Choices where the
-papers are vague: dev decoding during training is greedy (``dev_beam_size=1``) to keep epochs
-cheap; the final evaluation uses the method's beam; ``loss`` on dev is the mean of the batch
-``loss`` values of ``training_step`` in eval mode.
-
-Optional method hooks: ``on_epoch_end(record)`` after each epoch (``record`` = the history entry:
-stage, epoch, losses and, when scored, ``dev``) and ``on_fit_end()`` after the best weights are
-loaded back — e.g. SignX's averaging of its best checkpoints. Hooks keep their own state in
-memory; a resumed run starts them afresh.
-
-Distributed (``torchrun``; :mod:`harness.train.distributed`): the method is wrapped in
-``DistributedDataParallel`` per stage (called as ``ddp(batch, state)``, since
-``SLTMethod.forward`` is ``training_step``), data is sharded by the sampler's
-``num_replicas``/``rank``, dev evaluation and file writes happen on rank 0 and the dev metric is
-broadcast. Per-rank ``batch_size`` is the trainer's ``batch_size``.
+Design notes: docs/components.md (section "harness.train.trainer").
 """
 
 from __future__ import annotations

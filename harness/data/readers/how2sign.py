@@ -1,44 +1,27 @@
 """``how2sign``: How2Sign (American Sign Language, instructional videos) with OpenPose keypoints.
 
-Layout under ``root``::
+:func:`load_how2sign` ``(split, root, *, keypoints_dir, image_size, cache)`` lists a split
+(``train``, ``dev`` = the ``val`` file, ``test``) as lazy ``Sample`` objects. Layout under
+``root``::
 
     how2sign_realigned_train.csv  how2sign_realigned_val.csv  how2sign_realigned_test.csv
     openpose_output/json/<SENTENCE_NAME>/<SENTENCE_NAME>_000000000000_keypoints.json, ...
 
-The annotation files are tab-separated UTF-8 with the header ``VIDEO_ID VIDEO_NAME SENTENCE_ID
-SENTENCE_NAME START_REALIGNED END_REALIGNED SENTENCE`` (no quoting: sentences contain bare ``"``).
-Split names: ``train``, ``dev`` (the ``val`` file; ``val`` is accepted too) and ``test``. Per row:
-``SENTENCE_NAME`` → ``Sample.name`` and the keypoint folder name, ``SENTENCE`` → ``text``;
-How2Sign has no glosses and no signer column, so ``gloss`` and ``signer`` are ``None``.
-``START_REALIGNED``/``END_REALIGNED`` (seconds) must be numbers with end > start: a clip of zero
-or negative length is a zero-length video and raises when the split is listed.
+* Annotations: tab-separated UTF-8 (header ``VIDEO_ID ... SENTENCE``, no quoting);
+  ``SENTENCE_NAME`` → ``name`` and keypoint folder, ``SENTENCE`` → ``text``; ``gloss`` and
+  ``signer`` are ``None``; a clip with end ≤ start raises when the split is listed.
+* Keypoint folder: ``keypoints_dir`` (default ``openpose_output/json``, relative to ``root`` or
+  absolute, ``{split}`` substituted); one OpenPose JSON per frame, numbered from 0 without gaps.
+* Keypoints: ``people[0]`` of each frame as (T, 137, 3) float32 ``x, y, confidence`` (BODY_25,
+  face, left hand, right hand); ``x``/``y`` divided by ``image_size`` (default (1280, 720);
+  ``None`` keeps OpenPose's units). :func:`read_openpose_frame` reads one file.
+* "Not detected" (no person, or an empty part) gives confidence 0; anything else malformed is
+  an error naming the file.
+* Laziness: ``num_frames`` comes from a directory listing; JSON is parsed on
+  ``sample.keypoints`` (re-checking the folder); RGB is not decoded (``frames`` is ``None``);
+  ``cache=True`` keeps loaded keypoints.
 
-Keypoint folder (a choice, since the release ships keypoints as archives): one folder per clip,
-named after ``SENTENCE_NAME``, under ``root/openpose_output/json/`` — the tree the published
-"B-F-H 2D keypoints" archives unpack to. The ``keypoints_dir`` knob moves it (relative to
-``root``, or absolute; ``{split}`` is replaced by ``train``/``val``/``test``, e.g.
-``"{split}_2D_keypoints/openpose_output/json"`` for per-split folders). One OpenPose JSON per
-frame, ``<clip>_<frame number, 12 digits>_keypoints.json``, numbered from 0 without gaps.
-
-Keypoints: ``people[0]`` of each frame (OpenPose lists the most prominent person first; others
-are ignored), concatenated into (T, 137, 3) float32 ``x, y, confidence`` in this order:
-``pose_keypoints_2d`` (BODY_25, joints 0–24), ``face_keypoints_2d`` (25–94),
-``hand_left_keypoints_2d`` (95–115), ``hand_right_keypoints_2d`` (116–136). ``x``/``y`` are divided
-by ``image_size`` = (width, height), default (1280, 720), the How2Sign frame size, to give
-``Sample``'s normalised [0, 1] image coordinates; ``image_size=None`` keeps OpenPose's units
-(pixels, or whatever ``--keypoint_scale`` produced). Confidence is kept as written.
-
-"Not detected" is part of the format and is kept as such, not treated as damage: a frame whose
-``people`` list is empty gives 137 joints of (0, 0, 0) — confidence 0 marks them missing — and a
-part written as an empty list (OpenPose run without face or hands) gives confidence 0 for that
-part. Everything else is an error naming the file: undecodable JSON (with line and column), no
-``people`` list, a part key missing, a part of the wrong length, non-numeric values.
-
-Laziness: ``num_frames`` is the number of keypoint files found when the sample is indexed (a
-directory listing; 0 if the folder is missing); JSON is parsed only on ``sample.keypoints``, which
-re-checks the folder (missing folder, zero files, a gap, or a changed count raises, naming the
-folder). RGB clips (.mp4) are not decoded: ``frames`` is ``None``. ``cache=True`` keeps loaded
-keypoints on the Sample.
+Design notes: docs/components.md (section "harness.data.readers.how2sign").
 """
 
 from __future__ import annotations
@@ -102,7 +85,7 @@ def keypoint_pattern(clip: str) -> re.Pattern[str]:
 
 def read_openpose_frame(path: Path,
                         image_size: tuple[float, float] | None = DEFAULT_IMAGE_SIZE) -> np.ndarray:
-    """One OpenPose JSON file as a (137, 3) float32 array (see the module docstring)."""
+    """One OpenPose JSON file as a (137, 3) float32 array (docs/components.md, "Keypoints")."""
     try:
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
