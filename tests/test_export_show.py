@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness.data.cli import add_data_commands
+from harness.cli import data as data_cli
 from harness.data.export import PHOENIX_HEADER, export_phoenix14t
 from harness.data.show import show_sample
 from harness.data.synthetic import SyntheticCorpus
@@ -19,7 +19,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="signbench")
-    add_data_commands(parser.add_subparsers(dest="command"))
+    data_cli.add_parser(parser.add_subparsers(dest="command"))
     return parser
 
 

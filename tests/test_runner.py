@@ -11,9 +11,12 @@ import torch
 from test_trainer import TOY_KEY, ToySeq2Seq
 
 import baselines
+from harness.cli import build_parser
+from harness.cli.common import parse_overrides
+from harness.cli.params import param_counts
+from harness.cli.profile import nsys_command
 from harness.method import SLTMethod, registered
 from harness.results import load_run, validate_run
-from harness.run_cli import add_run_commands, nsys_command, param_counts, parse_overrides
 from harness.runner import failure_path, run_method, run_methods, run_path
 
 FAIL_KEY = "toy_failing"
@@ -35,9 +38,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="signbench")
-    add_run_commands(parser.add_subparsers(dest="command"))
-    return parser
+    return build_parser()
 
 
 def test_run_method_writes_valid_runs_and_outputs(tmp_path):

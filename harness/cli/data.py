@@ -1,14 +1,12 @@
 """``signbench data ...`` subcommands: ``export`` and ``show``.
 
-``harness/cli.py`` calls ``add_data_commands(subparsers)`` (the ``_add_<name>`` convention):
-
 * ``signbench data export --format phoenix14t --out DIR [--lang de] [--seed 0]
   [--splits train dev test] [--size N] [--resolution 64]`` — write the synthetic corpus in the
   PHOENIX-2014T layout (see ``harness.data.export``).
 * ``signbench data show NAME_OR_INDEX --out FILE.png [--dataset synthetic] [--root DIR]
   [--split train] [--lang de] [--seed 0] [--frames 8]`` — render one sample (frame grid with
-  keypoints, gloss and text) to a PNG. ``NAME_OR_INDEX`` is an index into the split or a
-  sample name.
+  keypoints, gloss and text) to a PNG (``harness.data.show``). ``NAME_OR_INDEX`` is an index
+  into the split or a sample name.
 
 Errors the user can fix raise ``ValueError`` with a readable message; ``harness.cli.main``
 prints it as one line.
@@ -69,9 +67,9 @@ def cmd_data_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_data_commands(sub: Any) -> None:
-    """Add ``data export`` and ``data show`` to the top-level subparsers ``sub``."""
-    p = sub.add_parser("data", help="export the synthetic corpus, show samples")
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``data export`` and ``data show`` to ``signbench``'s subparsers."""
+    p = subparsers.add_parser("data", help="export the synthetic corpus, show samples")
     data_sub = p.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
     p.set_defaults(func=lambda _args: (p.print_help(), 2)[1])
 
