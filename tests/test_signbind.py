@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from baselines.base import TrainState
 from baselines.signbind import (
     FUSION_STAGE,
     LIP_STAGE,
@@ -17,7 +16,7 @@ from baselines.signbind import (
     SignBind,
     center_features,
 )
-from baselines.signbind_experts import (
+from baselines.signbind.experts import (
     CTCExpert,
     ctc_greedy,
     ctc_loss,
@@ -25,12 +24,14 @@ from baselines.signbind_experts import (
     fingerspelled_words,
     letter_accuracy,
 )
-from baselines.signbind_fusion import FusionEncoder
-from baselines.signbind_phonemes import PhonemeVocab, phonemize, word_phonemes
-from baselines.signbind_router import anneal_temperature, gumbel_route
+from baselines.signbind.fusion import FusionEncoder
+from baselines.signbind.phonemes import PhonemeVocab, phonemize, word_phonemes
+from baselines.signbind.router import anneal_temperature, gumbel_route
 from harness import ops
 from harness.data import load_dataset
 from harness.data.batching import collate
+from harness.evaluate import MethodEvaluator
+from harness.method import ConfigError, TrainState
 from harness.text import PseudoGlossExtractor, train_tokenizer
 
 SMALL = dict(frame_dim=32, frame_depth=1, lip_dim=16, router_dim=32, expert_dim=32,
@@ -281,7 +282,9 @@ def test_generate_and_backend_switch_same_outputs(corpus):
 
 def test_extra_metrics_report_letters_and_gate(corpus):
     method = _method(corpus)
-    out = method.extra_metrics("dev", corpus["few"], device=torch.device("cpu"), batch_size=2)
+    cpu = torch.device("cpu")
+    out = method.extra_metrics("dev", corpus["few"], device=cpu, batch_size=2,
+                               evaluator=MethodEvaluator(method, cpu))
     assert out["fingerspelled_segments"] == sum(len(s.fingerspelling) for s in corpus["few"])
     assert isinstance(out["letter_accuracy"], float) and out["letter_accuracy"] <= 100.0
     gate = out["gate_alpha_manual"]
@@ -289,16 +292,17 @@ def test_extra_metrics_report_letters_and_gate(corpus):
     assert all(0.0 < v["mean"] < 1.0 for v in gate.values())
     no_lips = _method(corpus, use_lipreading=False, use_fingerspelling=False)
     assert "lips" not in no_lips.inputs and not hasattr(no_lips, "fs_expert")
-    out = no_lips.extra_metrics("dev", corpus["few"], device=torch.device("cpu"))
+    out = no_lips.extra_metrics("dev", corpus["few"], device=cpu, batch_size=16,
+                                evaluator=MethodEvaluator(no_lips, cpu))
     assert out["letter_accuracy"] is None and out["gate_alpha_manual"] is None
 
 
 def test_config_errors_and_paper_param_report():
-    with pytest.raises(TypeError, match="unknown override"):
+    with pytest.raises(ConfigError, match="unknown override"):
         SignBind("tiny", fusionn="gate")
-    with pytest.raises(ValueError, match="fusion"):
+    with pytest.raises(ConfigError, match="fusion"):
         SignBind("tiny", fusion="sum")
-    with pytest.raises(ValueError, match="use_lipreading"):
+    with pytest.raises(ConfigError, match="use_lipreading"):
         SignBind("tiny", use_lipreading="no")
     with torch.device("meta"):
         method = SignBind("paper")
@@ -417,9 +421,9 @@ def test_profile_defaults_for_llm_schedule_and_monitor():
     assert _stage(paper, LLM_STAGE).monitor == "bleu4"
     assert not paper.config.feature_centering and paper.config.expert_layers == 4
     assert paper.config.fs_expert_layers == 4
-    with pytest.raises(ValueError, match="fs_expert_layers"):
+    with pytest.raises(ConfigError, match="fs_expert_layers"):
         SignBind("tiny", fs_expert_layers=-1)
-    with pytest.raises(ValueError, match="llm_monitor"):
+    with pytest.raises(ConfigError, match="llm_monitor"):
         SignBind("tiny", llm_monitor="wer")
 
 
@@ -447,7 +451,7 @@ def test_fingerspelling_ctc_ignores_videos_without_a_name(corpus):
     _, m1 = method.frame_features(no_name)
     zero = method.fingerspelling_loss(torch.randn(*m1.shape, len(method.letters)), m1, no_name)
     assert float(zero) == 0.0
-    with pytest.raises(ValueError, match="fs_ctc_videos"):
+    with pytest.raises(ConfigError, match="fs_ctc_videos"):
         _method(corpus, fs_ctc_videos="some")
 
 

