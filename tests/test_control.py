@@ -197,7 +197,10 @@ def _write(path: Path, obj) -> Path:
 
 
 def test_leaderboard_shows_the_control_from_the_run_or_its_outputs(tmp_path):
+    """Older runs get their control from their outputs JSONL once, by the migration; the
+    leaderboard then shows what the run JSON stores."""
     from harness.leaderboard import build_leaderboard
+    from harness.leaderboard.migrate import migrate_runs
 
     hyps = [SENTENCES[0]] * 3 + SENTENCES[3:]
     lines = [json.dumps({"name": f"s{i}", "reference": r, "hypothesis": h})
@@ -211,6 +214,7 @@ def test_leaderboard_shows_the_control_from_the_run_or_its_outputs(tmp_path):
     # an older run: a stored control (kept as is) and outputs the p-value is computed from
     older = _write(tmp_path / "c.json", make_run(outputs="out.jsonl", split="train",
                                                   control={**stored, "bleu4": 7.5}))
+    migrate_runs([without, with_control, older])
     build_leaderboard([without, with_control, older], [], tmp_path / "res")
     with open(tmp_path / "res" / "leaderboard.csv", encoding="utf-8") as f:
         rows = {r["split"]: r for r in csv.DictReader(f)}
@@ -233,5 +237,6 @@ def test_leaderboard_shows_the_control_from_the_run_or_its_outputs(tmp_path):
     assert "shuffled refs" in md and "does not come" in md and "permutation-test" in md
 
     (tmp_path / "out.jsonl").write_text('{"name": "s0"}\n{"name": "s1"}\n', encoding="utf-8")
+    unmigrated = _write(tmp_path / "a.json", make_run(outputs="out.jsonl"))  # no control again
     with pytest.raises(RunFileError, match=r"out\.jsonl: per-sample outputs"):
-        build_leaderboard([without], [], tmp_path / "res2")
+        migrate_runs([unmigrated])

@@ -1,4 +1,5 @@
-"""Tests for ``harness.leaderboard`` and the ``bench`` fixture in ``benchmarks/conftest.py``.
+"""Tests for ``harness.leaderboard`` (sources, run and benchmark rows, rendering, plots) and the
+``bench`` fixture in ``benchmarks/conftest.py``; the control migration has its own file.
 
 The expected table values below are written by hand from the fixture JSONs (e.g. speedup = eager
 median / backend median), so a formatting or matching regression shows up as a concrete diff.
@@ -18,13 +19,10 @@ from typing import Any
 
 import pytest
 
-from harness.leaderboard import (
-    ACCURACY_PLOT,
-    SPEEDUP_PLOT,
-    build_leaderboard,
-    collect_inputs,
-    fmt_sig,
-)
+import harness.leaderboard
+from harness.leaderboard import build_leaderboard, collect_inputs
+from harness.leaderboard.plots import ACCURACY_PLOT, SPEEDUP_PLOT
+from harness.leaderboard.render import fmt_sig
 from harness.results import SCHEMA, RunFileError, run_filename
 
 REPO = Path(__file__).resolve().parents[1]
@@ -436,6 +434,26 @@ def test_stale_outputs_removed(tmp_path: Path) -> None:
     assert "- latency p50 (ms), latency p90 (ms): not timed" in (out / "leaderboard.md").read_text()
 
 
+def test_package_keeps_its_public_names() -> None:
+    """Split into modules, ``harness.leaderboard`` still exports every name it did before."""
+    names = [
+        "RUN_SOURCES", "BENCH_SOURCES", "BASELINE_BACKENDS", "MISSING_MD", "LEADERBOARD_FILES",
+        "KERNEL_FILES", "METHOD_FILES", "ACCURACY_PLOT", "SPEEDUP_PLOT", "Sources",
+        "LeaderboardReport", "load_benchmark_file", "discover_runs", "import_sources",
+        "collect_inputs", "fmt_score", "fmt_p", "fmt_sig", "fmt_csv", "Column", "render_markdown",
+        "render_csv", "LEADERBOARD_COLUMNS", "leaderboard_rows", "render_leaderboard",
+        "KERNEL_COLUMNS", "METHOD_COLUMNS", "kernel_rows", "method_rows",
+        "plot_accuracy_vs_latency", "plot_kernel_speedup", "build_leaderboard",
+    ]  # fmt: skip
+    assert [n for n in names if not hasattr(harness.leaderboard, n)] == []
+    assert harness.leaderboard.__all__ == [
+        "BASELINE_BACKENDS", "BENCH_SOURCES", "KERNEL_COLUMNS", "LEADERBOARD_COLUMNS",
+        "METHOD_COLUMNS", "RUN_SOURCES", "LeaderboardReport", "Sources", "build_leaderboard",
+        "collect_inputs", "discover_runs", "import_sources", "kernel_rows", "leaderboard_rows",
+        "load_benchmark_file", "method_rows",
+    ]  # fmt: skip
+
+
 def test_fmt_sig() -> None:
     assert [fmt_sig(x) for x in (0, 1234.56, 12.345, 0.5, 0.0421, 0.000123)] == [
         "0", "1234.6", "12.35", "0.500", "0.0421", "0.000123",
@@ -529,7 +547,7 @@ def test_bench_fixture_end_to_end(tmp_path: Path) -> None:
 
 
 def test_method_variants_are_separate_rows(tmp_path: Path) -> None:
-    from harness.leaderboard import method_rows
+    from harness.leaderboard.kernels import method_rows
 
     def entry(name: str, median: float, **extra: Any) -> dict[str, Any]:
         return {"name": name, "stats": {"median": median},

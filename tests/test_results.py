@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from harness import results
+from harness import files
 from harness.results import (
     SCHEMA,
     RunFileError,
@@ -130,7 +130,7 @@ def test_json_dump_failure_keeps_old_file_and_removes_temp(
         f.write('{"v": 2, "half')  # partially written, then the process "crashes"
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(results.json, "dump", broken_dump)
+    monkeypatch.setattr(files.json, "dump", broken_dump)
     with pytest.raises(RuntimeError, match="disk on fire"):
         atomic_write_json(target, {"v": 2})
     assert target.read_bytes() == before
@@ -151,7 +151,7 @@ def test_replace_failure_keeps_old_file_and_removes_temp(
     def broken_replace(src: Any, dst: Any) -> None:
         raise OSError("rename failed")
 
-    monkeypatch.setattr(results.os, "replace", broken_replace)
+    monkeypatch.setattr(files.os, "replace", broken_replace)
     with pytest.raises(OSError, match="rename failed"):
         atomic_write_text(target, "new\n")
     with pytest.raises(OSError):

@@ -26,9 +26,9 @@ permutations, not derangements, are drawn: that is the exact null distribution (
 would exclude pairings the null allows). A small p (say ≤ 0.05) means the outputs carry
 information about their own inputs; a constant output gets p = 1 (every pairing ties).
 
-The control is a pure function of the per-sample outputs (hypotheses and references), so the
-leaderboard can compute it for any run whose outputs JSONL is committed; the runner stores it in
-the run JSON under ``control`` (schema in ``docs/results-schema.md``).
+The control is a pure function of the per-sample outputs (hypotheses and references): the runner
+stores it in the run JSON under ``control`` (schema in ``docs/results-schema.md``), and
+``python -m harness.leaderboard.migrate`` fills it into older runs from their outputs JSONL.
 """
 
 from __future__ import annotations
