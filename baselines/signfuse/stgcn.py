@@ -1,56 +1,18 @@
 """SignFuse's skeletal stream: the 75-joint skeleton graph and the ST-GCN encoder (Sec. 3.3).
 
-Skeleton graph (our construction; the paper says "natural skeleton connectivity (bone
-connections)" and gives no edge list)
------------------------------------------------------------------------------------------------
-Joints follow ``harness.data.keypoints`` (SignFuse-75): left hand 0–20, right hand 21–41 (21-point
-hand model), upper body 42–64 (MediaPipe Pose 0–22), face 65–74 (ten iBUG-68 points). Edges:
+* Graph (our construction; the paper gives no edge list): the bones of
+  ``harness.data.keypoints.SIGNFUSE_75_EDGES`` plus ``LINK_EDGES`` joining hands, pose and face
+  into one connected graph (75 joints, 80 undirected edges).
+* Partitions (K = 3, eq. 4; ST-GCN's spatial configuration, Yan et al. 2018): the symmetric-
+  normalised Â = D^-1/2 (A + I) D^-1/2 split entry-wise by hop distance to the root (pose nose)
+  into ``self`` / ``inward`` / ``outward``, so Σ_k Â_k = Â; y_i = Σ_k Σ_j Â_k[i, j] x_j W_k.
+* ``STGCN`` (Table 1: 4 blocks, channels [2, 64, 128, 256, 512], temporal kernel 9, stride 2
+  in block 3): ``normalize_skeleton`` (signer-normalised (x, y); ``hand_gain`` > 0: hand joints
+  relative to their wrist) → ``data_bn`` → ``STGCNBlock``s → mean over joints → (B, T', d).
+  Padded frames are zero before and after every block.
 
-* the bones of ``harness.data.keypoints.SIGNFUSE_75_EDGES``: each hand's 20 bones (wrist → thumb
-  CMC/MCP/IP/tip and wrist → MCP/PIP/DIP/tip of every finger), the pose's face/arm/hand bones
-  (nose–eyes–ears, mouth corners, shoulders, shoulder–elbow–wrist, wrist–pinky/index/thumb,
-  pinky–index), the outer lip ring and the inner lip pair;
-* links that join the parts into one connected graph (``LINK_EDGES``, ours): hand wrist ↔ pose
-  wrist on each side, pose nose ↔ both shoulders (a neck proxy: the pose has no neck joint),
-  pose nose ↔ both pose mouth corners, face nose tip ↔ pose nose, both brows ↔ face nose tip,
-  face nose tip ↔ upper lip top, chin ↔ lower lip bottom, upper / lower lip midpoints ↔ the inner
-  lip points. 75 joints, 80 undirected edges, one component (tested).
-
-Partitions (K = 3; ST-GCN's *spatial configuration* strategy, Yan et al. 2018): the root is the
-pose nose (joint 42, the graph's centre of the head–shoulder "neck"); ``hop`` = shortest-path
-distance to the root. The symmetric-normalised adjacency with self-loops
-Â = D^-1/2 (A + I) D^-1/2 (D the degree matrix of A + I) is split entry-wise into
-
-* ``self``: entries (i, j) with hop(j) == hop(i) — the diagonal, plus neighbours at the same
-  distance from the root (ST-GCN's "root" subset);
-* ``inward`` (centripetal): hop(j) < hop(i) — j is closer to the root;
-* ``outward`` (centrifugal): hop(j) > hop(i).
-
-So Σ_k Â_k = Â exactly (one normalisation for the whole graph; eq. 4's D̃_k^-1/2 Ã_k D̃_k^-1/2 is
-read as that, Ã = A + I with I in the ``self`` partition) and ``outward`` = ``inward``ᵀ because
-Â is symmetric. Rows are indexed by the output joint i, columns by the input joint j:
-y_i = Σ_k Σ_j Â_k[i, j] x_j W_k.
-
-ST-GCN encoder (Table 1: 4 blocks, channels [2, 64, 128, 256, 512], temporal kernel 9, stride 2
-in block 3) — each block (Yan et al.'s unit, without their learnable edge-importance masks, which
-the paper's eq. 4 does not have): spatial graph conv (1×1 conv to K·C_out, sum over partitions
-with Â_k) → BN → ReLU → temporal conv (9 × 1, stride s, padding 4) → BN, plus a residual (none in
-block 1, as ST-GCN; identity when shapes match, else 1×1 conv with stride + BN) → ReLU; dropout
-before the temporal BN in training. Input: (x, y) of each joint (C = 2, confidence dropped as in
-the paper's s_t ∈ R^{75×2}), signer-normalised first (centre = mid-shoulder, unit = shoulder
-width, over the whole clip; hands and face stay in that body frame so the graph sees one
-coordinate system), then — ``hand_gain`` > 0 (SignFuse's default 3, ``skeleton_hand_gain``) —
-each hand's 20 non-wrist joints replaced by their offset from that hand's wrist (same unit) ×
-``hand_gain``, the wrists staying in the body frame; then ST-GCN's ``data_bn`` (BatchNorm over
-V·C). Why the hand-local coordinates (ours; C stays 2, the paper's (x, y)): in the body frame a
-hand's finger configuration is a ~0.01–0.03 ripple on a ~0.2 wrist trajectory, and every finger
-joint mostly repeats the wrist's motion; wrist-relative offsets make the handshape as large as
-the trajectory (the recipe of ``baselines.common.encoders.normalize_keypoints``, whose keypoint
-stream learns gloss CTC quickly), while no information is lost (wrist + offsets give back every
-joint). ``hand_gain`` = 0 is the literal body-frame input. Padded frames are zero before
-and after every block (so a batch's padding never leaks into valid frames through the temporal
-convs beyond what zero padding would). Output: mean over joints → (B, T', 512),
-T' = ⌈T/2⌉.
+The edge list, the partition rule, the block layout and why the hand-local input: see
+``docs/methods/signfuse.md``.
 """
 
 from __future__ import annotations
@@ -62,12 +24,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from baselines.signfuse.masks import downsampled_mask
 from harness.data.keypoints import FACE, NUM_SIGNFUSE, SIGNFUSE_75_EDGES, UPPER_BODY
 
 _BODY, _FACE = UPPER_BODY.start, FACE.start
 #: Root joint of the partitions: the pose nose.
 ROOT_JOINT = _BODY + 0
-#: Edges we add to join hands, pose and face into one graph (module docstring).
+#: Edges we add to join hands, pose and face into one graph (docs/methods/signfuse.md).
 LINK_EDGES: tuple[tuple[int, int], ...] = (
     (0, _BODY + 15), (21, _BODY + 16),  # hand wrist <-> pose wrist (left, right)
     (_BODY + 0, _BODY + 11), (_BODY + 0, _BODY + 12),  # nose <-> shoulders (neck proxy)
@@ -124,7 +87,9 @@ def normalized_adjacency(a: np.ndarray) -> np.ndarray:
 
 def spatial_partitions(num_nodes: int, edges: Sequence[tuple[int, int]], root: int
                        ) -> np.ndarray:
-    """(3, V, V) partitions (self, inward, outward) of Â, summing to Â (module docstring)."""
+    """(3, V, V) partitions (self, inward, outward) of Â, summing to Â: entry (i, j) goes to
+    ``self`` if hop(j) == hop(i) (the diagonal and equal-distance neighbours), ``inward`` if
+    hop(j) < hop(i), ``outward`` if hop(j) > hop(i); rows are the output joint i."""
     a = adjacency(num_nodes, edges)
     hop = hop_distance(a, root)
     norm = normalized_adjacency(a)
@@ -144,7 +109,8 @@ def normalize_skeleton(kp: torch.Tensor, mask: torch.Tensor, hand_gain: float = 
     (confidence 0) and padded frames are zero. Centre = mean mid-shoulder over the clip's frames
     that see both shoulders, unit = their mean shoulder width (image frame when none).
     ``hand_gain`` > 0: each hand's joints 1–20 become wrist-relative (joint − hand wrist, same
-    unit) × ``hand_gain``; the hand wrists stay in the body frame (module docstring)."""
+    unit) × ``hand_gain``; the hand wrists stay in the body frame (docs/methods/signfuse.md,
+    "hand-local skeleton input")."""
     xy = kp[..., :2]
     conf = kp[..., 2] if kp.shape[-1] > 2 else torch.ones_like(kp[..., 0])
     valid_t = mask.to(kp.dtype)
@@ -205,14 +171,6 @@ class STGCNBlock(nn.Module):
         return torch.relu(y)
 
 
-def downsampled_mask(mask: torch.Tensor, stride: int) -> torch.Tensor:
-    """Valid positions after a stride-``stride`` conv with 'same' padding: ⌈len / stride⌉."""
-    lengths = mask.sum(1)
-    out_len = -(-mask.shape[1] // stride)
-    n = torch.div(lengths + stride - 1, stride, rounding_mode="floor")
-    return torch.arange(out_len, device=mask.device)[None] < n[:, None]
-
-
 class STGCN(nn.Module):
     """SignFuse's skeletal stream: (B, T, 75, C) keypoints + mask → (B, ⌈T/2⌉, d), mask."""
 
@@ -257,5 +215,5 @@ class STGCN(nn.Module):
 
 __all__ = ["HAND_JOINTS", "HAND_STARTS", "LINK_EDGES", "PARTITIONS", "ROOT_JOINT",
            "SKELETON_EDGES", "STGCN", "STGCNBlock",
-           "adjacency", "downsampled_mask", "hop_distance", "normalize_skeleton",
+           "adjacency", "hop_distance", "normalize_skeleton",
            "normalized_adjacency", "skeleton_partitions", "spatial_partitions"]
