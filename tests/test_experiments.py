@@ -1,4 +1,5 @@
-"""``harness.experiments``: registration, result checks, JSON + markdown records, the CLI."""
+"""``harness.experiments``: registration, the built-in experiment list, result checks, JSON +
+markdown records, the CLI, and SignX's two studies (Tables 5 and 6) end to end."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import json
 import pytest
 
 from harness import experiments
+from harness.cli.experiment import add_parser as add_experiment_command
 from harness.experiments import register_experiment, run_experiment, validate_result
-from harness.run_cli import add_run_commands
 
 CALLS: list[dict] = []
 
@@ -66,9 +67,15 @@ def test_unknown_and_duplicate_names():
         register_experiment("Bad Name")
 
 
+def test_builtin_experiments_are_listed_explicitly():
+    assert experiments.BUILTIN_EXPERIMENTS == ("harness.experiments.signx",)
+    names = [e.name for e in experiments.list_experiments()]
+    assert {"signx-efficiency", "signx-modality-ablation"} <= set(names)
+
+
 def test_cli_lists_and_runs(tmp_path, capsys):
     parser = argparse.ArgumentParser(prog="signbench")
-    add_run_commands(parser.add_subparsers(dest="command"))
+    add_experiment_command(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["experiment", "--list"])
     assert args.func(args) == 0
     assert "toy-study" in capsys.readouterr().out
@@ -78,3 +85,33 @@ def test_cli_lists_and_runs(tmp_path, capsys):
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert "7.5" in out and "wrote" in out
+
+
+def test_table5_and_table6_experiments_run_end_to_end(tmp_path):
+    """Both SignX experiments train, evaluate and tabulate at a miniature size: three pipelines
+    with FPS ratios to the Transformer baseline (Table 6), and one row per zeroed pose format with
+    ΔWER against the full model (Table 5)."""
+    from harness.data.synthetic import POSE_FORMATS
+    from harness.experiments import run_experiment
+    from harness.experiments.signx import TINY_EXPERIMENT
+
+    assert TINY_EXPERIMENT["train_size"] >= 256  # the committed tables' setting, not a toy one
+    mini = {"train_size": 6, "eval_size": 2, "batch_size": 3, "p2g_epochs": 1, "v2p_epochs": 1,
+            "rec_epochs": 1}
+    record, _, md = run_experiment("signx-efficiency", out=tmp_path, results=tmp_path / "res",
+                                   device="cpu", overrides=mini, progress=False)
+    rows = record["rows"]
+    assert [r["pipeline"] for r in rows] == ["transformer", "pixel", "latent"]
+    assert all(r["FPS"] > 0 and r["WER (%)"] >= 0 for r in rows)
+    for row in rows:
+        assert row["FPS vs Transformer"] == pytest.approx(row["FPS"] / rows[0]["FPS"])
+    assert md is not None and md.read_text().count("| SignX (CSLR in") == 2
+
+    record, _, _ = run_experiment("signx-modality-ablation", out=tmp_path, results=None,
+                                  device="cpu", overrides={**mini, "finetune_epochs": 1},
+                                  progress=False)
+    rows = record["rows"]
+    full = rows[0]["WER (%)"]
+    assert [r["ablated modality"] for r in rows[1:]] == [f"w/o {n}" for n in POSE_FORMATS]
+    for row in rows[1:]:
+        assert row["ΔWER"] == pytest.approx(row["WER (%)"] - full)

@@ -5,7 +5,7 @@ snapshots: :class:`TopKAverager` holds CPU copies of the ``k`` best state dicts 
 (by ``metric``, minimised by default) and :func:`average_state_dicts` averages them
 element-wise. Floating-point tensors are averaged (in float64, cast back); integer tensors
 (BatchNorm's ``num_batches_tracked``) are taken from the best snapshot, since an average of
-counters means nothing.
+counters means nothing. Notes: ``docs/methods/signx.md``.
 """
 
 from __future__ import annotations

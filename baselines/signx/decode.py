@@ -1,25 +1,14 @@
 """SignX decoding: beam search with an encoder-attention entropy penalty (Algorithm 3).
 
 Each hypothesis ⟨y, s⟩ is extended by the top-k tokens w of p(· | y, H); its score becomes
-s + log p(w) − α · AttnEntropy(y, H), where AttnEntropy is the entropy (nats) of the decoder's
-cross-attention over the valid encoder positions at the step that predicted w (the last decoder
-layer, averaged over heads: the paper does not say which layer or head). The penalty is
-accumulated along the hypothesis, so a hypothesis whose attention is diffuse ("erratic") at
-many steps loses rank against one that attends sharply. α = 0 is plain beam search.
+s + log p(w) − α · AttnEntropy(y, H), the entropy (nats) of the step's cross-attention over the
+valid encoder positions (SignX passes the last decoder layer's head-averaged weights). The
+penalty accumulates along the hypothesis; α = 0 is plain beam search, ``beam_size=1`` greedy.
 
-Details where Algorithm 3 is silent (our choices): top-k = beam size children per hypothesis;
-a hypothesis that emits EOS is finished and keeps its score; the search stops when every beam of
-every sample is finished, or (without length normalisation, when live scores can only fall) when
-every sample's best beam is finished, or after ``max_len`` steps; the returned hypothesis maximises
-s / |y|^lp (length penalty ``lp``; 0 = raw score). ``beam_size=1`` is greedy decoding with the
-same penalty (which then cannot change the output).
-
-``max_lengths`` (optional, (B,) long): per-sample cap on the hypothesis length — once a
-hypothesis of sample b holds ``max_lengths[b]`` tokens its only child is EOS. SignX passes the
-CTC head's greedy gloss count plus a slack (``SignXConfig.ctc_length_slack``): the
-"CTC-constrained" refinement read as a length bound, which stops the repetition loops an
-under-trained attention decoder falls into (measured in the tiny profile: greedy dev WER
-up to ~350 % without it).
+``max_lengths`` (optional, (B,) long) caps each sample's hypothesis length: at the cap EOS is the
+only child. SignX passes |CTC-head greedy path| + ``ctc_length_slack`` — the "CTC-constrained"
+refinement read as a length bound. Where Algorithm 3 is silent (children per hypothesis, stopping,
+length normalisation) and the measurement behind the cap: ``docs/methods/signx.md``.
 """
 
 from __future__ import annotations

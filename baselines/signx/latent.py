@@ -1,50 +1,19 @@
-"""SignX's pose-rich latent space: the Pose2Gloss encoder (stage 1) and Vid2Pose (stage 2).
+"""SignX's pose-rich latent space (Sec. 3): the Pose2Gloss encoder (stage 1) and Vid2Pose (stage 2).
 
-Pose2Gloss (Sec. 3.2, eqs. 1-3; Appendix 0.B.1, Table 8)
---------------------------------------------------------
-* Each pose format P_i (T, D_i) — DWPose 384, MediaPipe 258, SMPLer-X 165, PrimeDepth 576,
-  Sapiens 576 — goes through its own encoder E_i (LayerNorm → Linear(D_i, d_h) → GELU →
-  Linear(d_h, d_h); the paper says only "type-specific encoders") giving f_i (T, d_h).
-* Fusion (eq. 1): per frame the five f_i (plus a learned format embedding each) are five tokens
-  of one multi-head self-attention (``harness.ops.masked_attention``); f_fused = the mean of the
-  five attended tokens. A format whose input is zeroed (the Table-5 ablation) still has a token.
-* PadMatch (eq. 2): zero-padding of f_fused from d_h to ``latent_dim`` (2048 in the paper)
-  followed by a Linear(latent_dim, latent_dim) projection — "zero-padding followed by
-  projection" taken literally — optionally (``padmatch_norm``) followed by a LayerNorm (our
-  addition, the paper is silent; off by default, see signx.py's measurements): the
-  projection's output is tiny (per-dim std across frames ~0.02 at init: the five-token mean of
-  small E_i outputs through a default-initialised Linear), and the unit-amplitude sinusoidal
-  positions added next then made ~99.6 % of the ViT output (measured: two unrelated pose
-  inputs gave nearly the same z), so the recogniser first had to learn to undo it.
-* ViT layers (eq. 3): pre-LN Transformer encoder layers over the frames (sinusoidal positions,
-  key padding mask) → z_latent (B, T, latent_dim).
-* Custom CodeBook decoder: a Transformer decoder whose output vocabulary is the dataset's gloss
-  vocabulary (``GlossVocab`` ids + BOS/EOS appended; indices, not subword tokens), cross-attending
-  to z_latent.
-* Losses (eq. 13, weights 1/1/1, Table 8): L_text = CE with label smoothing 0.1;
-  L_word (eq. 11) = 1 − cos(e_pred, e_true) with e_pred = softmax(logits) · E (the expected
-  codebook embedding, differentiable; argmax would not be) and e_true = E[target], averaged over
-  valid target tokens (the paper averages one pair per sample; we use every token: our choice);
-  L_contrast (eq. 12) = InfoNCE over the batch between the masked-mean pose latent (projected)
-  and the mean codebook embedding of the target sequence (projected), cosine similarity at
-  temperature τ = 0.3 (the best value of the paper's Fig. 5 sweep), in the pose → text direction
-  only, as eq. (12) is written.
-* Teacher forcing ratio decays linearly from ``tf_start`` to ``tf_end`` over the stage (Table 8:
-  0.5 → 0). Implemented as two-pass scheduled sampling (Mihaylova & Liu, 2019): a teacher-forced
-  pass without gradient predicts every position; each decoder input token is then replaced by
-  the model's prediction with probability 1 − ratio, and the second pass is trained.
+* :class:`PoseEncoder` (Sec. 3.2, eqs. 1-3): per-format encoders E_i (:class:`FormatEncoder`),
+  multi-head attention fusion of the five format tokens per frame, PadMatch (zero-padding to
+  ``latent_dim`` + projection, optionally ``padmatch_norm``) and pre-LN ViT layers → z_latent.
+* :class:`Pose2Gloss` (Appendix 0.B.1, eqs. 10-13, Table 8): the encoder + a codebook decoder
+  over the gloss vocabulary, trained with L_text + L_word + L_contrast and scheduled sampling
+  (teacher-forcing ratio ``tf_start`` → ``tf_end``).
+* :class:`Vid2Pose` (Sec. 3.3, eqs. 4-6): per-channel standardised frames → spatial ViT (CLS) →
+  temporal self-attention → one Linear head per format; :func:`vid2pose_loss` is eq. (14). The
+  pose encoder is frozen while Vid2Pose trains; inference reads RGB only:
+  z = PoseEncoder(Vid2Pose(frames)).
 
-Vid2Pose (Sec. 3.3, eqs. 4-6; Appendix 0.B.2)
---------------------------------------------
-Pixels are standardised per channel (ImageNet mean/std, as every ViT; the paper does not say;
-without it the tiny Vid2Pose stayed at the mean pose). Frames of another size than
-``image_size`` are resized (bilinear) first. A spatial ViT over
-each frame (patch embedding, CLS token, learned positions, pre-LN layers;
-plain ViT, not DINOv2 — the paper names no variant) gives v_t; a temporal self-attention stack
-over frames (eq. 5) gives V_temp; one Linear head per format predicts P̂_i (eq. 6). Loss (eq. 14):
-Σ_i MSE(P̂_i, P_i) over valid frames (mean per element within a format, summed over formats).
-The pose encoder is frozen while Vid2Pose trains; at inference only RGB goes in:
-z = PoseEncoder(Vid2Pose(frames)).
+Every choice where the paper is vague (E_i, fusion pooling, PadMatch, L_word over tokens,
+τ = 0.3, scheduled sampling, pixel standardisation, plain ViT) and the measurements behind
+``padmatch_norm`` and the ImageNet standardisation: ``docs/methods/signx.md``.
 """
 
 from __future__ import annotations
@@ -55,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.signx_layers import Decoder, Encoder, masked_mean, sinusoidal_positions
+from baselines.signx.layers import Decoder, Encoder, masked_mean, sinusoidal_positions
 from harness.ops import masked_attention
 
 #: ViT input standardisation per RGB channel (the ImageNet statistics every ViT uses)
@@ -146,7 +115,7 @@ class Pose2Gloss(nn.Module):
                tau: float, tf_ratio: float = 1.0) -> dict[str, torch.Tensor]:
         """L_text, L_word, L_contrast for decoder ``inputs`` (BOS …) and ``targets`` (… EOS)."""
         memory = self.bridge(z)
-        if tf_ratio < 1.0:  # scheduled sampling (module docstring)
+        if tf_ratio < 1.0:  # two-pass scheduled sampling (docs/methods/signx.md)
             with torch.no_grad():
                 logits0, _, _ = self.decoder(inputs, tmask, memory, mask)
             pred = logits0.argmax(-1)

@@ -1,20 +1,16 @@
 """SignX building blocks: pre-LN Transformer layers on ``harness.ops.masked_attention``.
 
-Every self-attention in SignX (the pose-format fusion of eq. 1, the ViT layers of eq. 3, the
-Vid2Pose spatial ViT and temporal attention of eqs. 4-5, the recogniser's Transformer encoder and
-its decoder's causal self-attention) runs through :func:`harness.ops.masked_attention`, so
-``harness.ops.use_backend(...)`` switches every attention of the method between the torch
-reference, the Triton kernel and the native C++/CUDA kernel — except the decoders' *causal*
-self-attention, which needs a causal mask the fused op does not have (it has key-padding masks
-and windows only), so it uses the explicit torch formula in training and decoding alike.
+Every SignX self-attention (format fusion, ViT layers, Vid2Pose spatial and temporal attention,
+the recogniser's encoder) runs through :func:`harness.ops.masked_attention`, so
+``harness.ops.use_backend(...)`` switches them between the torch reference, Triton and the native
+C++/CUDA kernel — except the decoders' *causal* self-attention (the fused op has key-padding
+masks and windows, no causal mask), which uses the explicit torch formula. Cross-attention
+(:class:`CrossAttention`) is written out because decoding needs the attention *weights*
+(Algorithm 3's entropy penalty).
 
-Cross-attention (:class:`CrossAttention`) is written out (softmax of scaled dot products) because
-SignX's decoding needs the attention *weights*: Algorithm 3 penalises each hypothesis by the
-entropy of its encoder attention.
-
-Differentiated dropout (Sec. 4.2, "Training Optimization"): ``p_attn`` on attention weights (applied
-as dropout on the attention output in the fused path, where weights never materialise — our
-choice), ``p_relu`` after the FFN activation, ``p_res`` on each residual branch.
+Differentiated dropout (Sec. 4.2): ``p_attn`` on attention weights (on the attention output in
+the fused path, where weights never materialise), ``p_relu`` after the FFN activation, ``p_res``
+on each residual branch. Notes: ``docs/methods/signx.md``.
 """
 
 from __future__ import annotations

@@ -1,42 +1,23 @@
 """SignX's continuous recogniser in the latent space (Sec. 4, Algorithms 1-2, Appendix 0.C).
 
-Pieces, in the order a latent sequence z (B, T, D) meets them:
+In the order a latent sequence z (B, T, D) meets them:
 
-* :class:`PoseAwareFeatureCompilation` (Algorithm 1): LayerNorm; cross-frame covariance
-  whitening z_t ← z_t − γ·c_t with c_t = CrossCov(z_t, z_{t−1}). The paper does not define
-  CrossCov; we take c_t = r_t · z_{t−1} with r_t = mean_d(z_t,d · z_{t−1},d), the (scalar)
-  cross-covariance of the two layer-normalised frames times the previous frame — the part of z_t
-  that the previous frame already explains (c_1 = 0). Stochastic frame drop (training only):
-  each valid frame is zeroed with probability ρ and its confidence mask m_t set to 0; the frame
-  keeps its place in time (the temporal model sees a zero vector) so sequence lengths, and with
-  them CTC feasibility, never change (our choice). GlossAlign assigns frame t of a T-frame
-  sample with G glosses to gloss ⌊t·G/T⌋ (uniform segmentation: our corpora carry no per-gloss
-  boundaries); Algorithm 2 never reads a_t, it is returned for analysis only.
-* :class:`AdaptiveFeaturePruning` (eqs. 7-8): a shape-preserving (D,) 0/1 mask. Running
-  per-dimension mean/variance of the compiled latent is accumulated over training frames;
-  every K epochs (``prune`` called by the method) the threshold τ is the (1 − keep_ratio)
-  quantile of those variances (dynamic; keep_ratio 0.5 = the paper's 2048 → ~1024) and
-  M_d = [Var(z^(d)) ≥ τ]. Statistics restart after each pruning event; a dimension whose
-  variance recovers can come back (the mask is recomputed, not only shrunk).
-* Gloss-aware latent distillation (Algorithm 2): a two-layer perceptron ("student", f_MLP) maps
-  each compiled frame to gloss logits; L_KD = mean over valid, not-dropped frames of
-  w_t · KL(p_teacher,t ‖ p_student,t), where the frequency-prior weight w_t = Σ_c p_teacher,t(c)
-  · w_c, w_c = (n_c / n̄)^−½ for glosses seen n_c times in training (rare glosses weigh more),
-  normalised so the mean gloss weight is 1, and w_blank = 1; L_CTC = CTC(student, glosses).
-  The teacher (:class:`ResNetTeacher`) is a ResNet-34 (``baselines.common.resnet``) per frame,
-  a K5 temporal convolution and a linear gloss classifier, trained first with CTC and frozen.
-* :class:`MultiScaleTemporalConv` (eq. 15): parallel branches with kernels {3, 5, 7}, each
-  [Conv1d_k → BN → ReLU → MaxPool(2)] twice (T → ⌊⌊T/2⌋/2⌋ ≈ T/4), concatenated and projected to
-  h_t (1024 in the paper). Then a 2-layer BiLSTM (512 per direction) → u_t (1024).
-* CTC-constrained Transformer refinement: u_t → Linear(d_model) + positions → encoder (6 layers,
-  width 256) with a CTC head; a gloss decoder (6 layers) over the gloss codebook (the paper's
-  decoder reads BPE-tokenised gloss strings; a closed gloss vocabulary makes whole-gloss ids the
-  natural codebook, our choice). Joint objective CE (label smoothing 0.1) + CTC + a latent
-  smoothness regulariser: mean over consecutive valid encoder states of
-  relu(‖e_t − e_{t−1}‖₂ − r·√d)² / d (a hinge keeping successive states within a Lipschitz ball
-  of radius r·√d; r = ``smooth_radius``).
-* Translation decoder (SignX "outputs glosses or text"): a second decoder of the same shape over
-  the text tokenizer's ids, trained jointly with CE on the sentence; scored by BLEU/ROUGE.
+* :class:`PoseAwareFeatureCompilation` (Algorithm 1): LayerNorm, cross-frame covariance
+  whitening (γ), stochastic frame drop (ρ) that keeps each frame's place in time;
+  :func:`gloss_align` is GlossAlign (uniform segmentation, for analysis).
+* :class:`AdaptiveFeaturePruning` (eqs. 7-8): a shape-preserving variance mask over latent
+  dimensions, recomputed every ``prune_every`` epochs.
+* Gloss-aware latent distillation (Algorithm 2): the student MLP on compiled frames,
+  :func:`distillation_kl` weighted by :func:`gloss_prior_weights`, against the frozen
+  :class:`ResNetTeacher` (ResNet-34 per frame, K5 temporal conv, gloss classifier, CTC-trained).
+* :class:`MultiScaleTemporalConv` (eq. 15, kernels {3, 5, 7}, T → ⌊⌊T/2⌋/2⌋), then a BiLSTM.
+* The CTC-constrained Transformer refinement (:class:`LatentRecognizer`): encoder + CTC head
+  (:func:`ctc_loss_checked`, :func:`ctc_greedy`), gloss decoder over the gloss codebook,
+  :func:`smoothness_loss` (the Lipschitz-ball regulariser), and a translation decoder of the
+  same shape over the text tokenizer's ids.
+
+How CrossCov, the frame drop, GlossAlign, the pruning threshold, the KD weighting and the
+smoothness hinge are read from the paper: ``docs/methods/signx.md``.
 """
 
 from __future__ import annotations
@@ -47,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.signx_layers import Decoder, Encoder, sinusoidal_positions
+from baselines.common.resnet import resnet34
+from baselines.signx.layers import Decoder, Encoder, sinusoidal_positions
 
 
 class CTCLengthError(ValueError):
@@ -197,8 +179,6 @@ class ResNetTeacher(nn.Module):
     def __init__(self, num_glosses: int, base_width: int = 64, hidden: int = 256,
                  image_size: int | None = None) -> None:
         super().__init__()
-        from baselines.common.resnet import resnet34
-
         self.image_size = image_size
         self.backbone = resnet34(base_width=base_width)
         self.temporal = nn.Conv1d(self.backbone.num_features, hidden, 5, padding=2)

@@ -2,9 +2,10 @@
 
 Some of the papers' tables compare several pipelines or retrain under a perturbation — SignX's
 efficiency comparison of latent-space vs pixel-space vs Transformer pipelines (Table 6), its
-modality ablation (Table 5). A method module registers such a study with
-:func:`register_experiment`; ``signbench experiment NAME`` runs it and :func:`run_experiment`
-records the result:
+modality ablation (Table 5). An experiment module of this package registers such a study with
+:func:`register_experiment` and is listed in :data:`BUILTIN_EXPERIMENTS` (imported on first use,
+the way ``baselines.BUILTIN_METHODS`` lists the methods); ``signbench experiment NAME`` runs it
+and :func:`run_experiment` records the result:
 
 * ``<out>/experiments/<NAME>.json`` — schema ``signbench.experiment/1``: ``name``, ``title``,
   ``columns``, ``rows`` (one object per table row), ``notes``, free-form ``data``, the settings it
@@ -21,6 +22,7 @@ An experiment function takes keyword arguments ``out`` (a folder it may use for 
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +32,9 @@ from typing import Any
 from harness.results import atomic_write_json, atomic_write_text, load_json, slug
 
 SCHEMA = "signbench.experiment/1"
+
+#: The built-in experiment modules, imported on first use (each registers its studies).
+BUILTIN_EXPERIMENTS: tuple[str, ...] = ("harness.experiments.signx",)
 
 ExperimentFn = Callable[..., Mapping[str, Any]]
 
@@ -60,11 +65,15 @@ def register_experiment(name: str, help: str = "") -> Callable[[ExperimentFn], E
     return wrap
 
 
-def list_experiments() -> list[Experiment]:
-    """Registered experiments (method modules register theirs on import), sorted by name."""
-    import baselines
+def _import_experiments() -> None:
+    for module in BUILTIN_EXPERIMENTS:
+        importlib.import_module(module)
 
-    baselines.list_methods()  # imports every method module
+
+def list_experiments() -> list[Experiment]:
+    """Registered experiments (the :data:`BUILTIN_EXPERIMENTS` and any registered since), sorted
+    by name."""
+    _import_experiments()
     return [_EXPERIMENTS[k] for k in sorted(_EXPERIMENTS)]
 
 
@@ -181,3 +190,8 @@ def write_experiment_markdown(json_path: str | Path, results: str | Path) -> Pat
 def describe() -> str:
     """One line per registered experiment (for ``signbench experiment --list``)."""
     return "\n".join(f"{e.name:<28} {e.help}" for e in list_experiments()) or "none registered"
+
+
+__all__ = ["BUILTIN_EXPERIMENTS", "SCHEMA", "Experiment", "describe", "get_experiment",
+           "list_experiments", "register_experiment", "render_experiment", "run_experiment",
+           "validate_result", "write_experiment_markdown"]

@@ -1,8 +1,8 @@
-"""SignX experiments: Table 6 (latent vs pixel vs Transformer pipelines) and Table 5 (modalities).
+"""SignX's studies: Table 6 (latent vs pixel vs Transformer pipelines) and Table 5 (modalities).
 
 ``signbench experiment signx-efficiency`` — trains the three pipelines of Table 6 on the same
 data with the same schedule length per recogniser (``SignXConfig.pipeline`` = ``latent`` /
-``pixel`` / ``transformer``; see :mod:`baselines.signx`), then reports for each: test WER
+``pixel`` / ``transformer``; see ``docs/methods/signx.md``), then reports for each: test WER
 (gloss decoder, entropy-penalised beam), FPS and power from ``harness.measure.measure_efficiency``
 on one test video (``generate``: RGB in, glosses out; power is ``null`` with the reason on CPU),
 and FPS relative to the Transformer baseline (the paper: 2.42 / 0.57 / 0.05 FPS).
@@ -15,7 +15,8 @@ the corrupted latent space, and reports WER, ΔWER and relative degradation agai
 
 Both take ``--set k=v`` overrides for the SignX config plus the data knobs ``train_size``,
 ``eval_size``, ``resolution``, ``batch_size``, ``epochs`` (recogniser epochs) and, for the
-ablation, ``finetune_epochs``.
+ablation, ``finetune_epochs``. Application layer: it drives ``harness.runner`` / ``train`` /
+``evaluate`` around :mod:`baselines.signx`, which does not import it back.
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ from typing import Any
 
 import torch
 
+from baselines.signx import REC_STAGE, SignX
+from harness.evaluate import evaluate_split, measure_method
 from harness.experiments import register_experiment
+from harness.method import Stage
+from harness.runner import build_method, build_text_resources, load_split, materialize
+from harness.train import TrainConfig, Trainer
 
 #: Tiny-profile experiment defaults: the splits and stage lengths of ``signbench run``'s tiny
 #: SignX (256 / 32 videos, the method's own epochs), so each pipeline learns as much as the
@@ -54,9 +60,6 @@ def _split_overrides(overrides: Mapping[str, Any] | None, profile: str = "tiny"
 def _setup(profile: str, lang: str | None, data_kw: Mapping[str, Any], progress: bool
            ) -> dict[str, Any]:
     """Data splits (streams materialised once) and text resources shared by every variant."""
-    from baselines.signx import SignX
-    from harness.runner import build_text_resources, load_split, materialize
-
     defaults = {**SignX.data_defaults.get("tiny", {}), **({} if profile == "tiny" else
                                                           SignX.data_defaults.get(profile, {}))}
     lang = lang or "de"
@@ -79,8 +82,6 @@ def _setup(profile: str, lang: str | None, data_kw: Mapping[str, Any], progress:
 def _train(method: Any, setup: Mapping[str, Any], device: torch.device, progress: bool,
            stages: list[Any] | None = None) -> Any:
     """``Trainer.fit`` (which drives SignX's averaging hooks ``on_epoch_end`` / ``on_fit_end``)."""
-    from harness.train import TrainConfig, Trainer
-
     cfg = TrainConfig(batch_size=setup["batch_size"], eval_batch_size=setup["eval_batch_size"],
                       seed=setup["seed"], device=str(device), lang=setup["lang"],
                       progress=progress)
@@ -92,8 +93,6 @@ def _train(method: Any, setup: Mapping[str, Any], device: torch.device, progress
 
 def _evaluate(method: Any, setup: Mapping[str, Any], device: torch.device, progress: bool,
               measure: bool = True, iters: int = 5) -> dict[str, Any]:
-    from harness.evaluate import evaluate_split, measure_method
-
     gen = {"beam_size": method.beam_size, "length_penalty": method.length_penalty,
            "max_len": method.max_len}
     ev = evaluate_split(method, setup["splits"]["test"], lang=setup["lang"],
@@ -106,9 +105,7 @@ def _evaluate(method: Any, setup: Mapping[str, Any], device: torch.device, progr
     return out
 
 
-def _build(setup: Mapping[str, Any], profile: str, **overrides: Any) -> Any:
-    from harness.runner import build_method
-
+def _build(setup: Mapping[str, Any], profile: str, **overrides: Any) -> SignX:
     torch.manual_seed(setup["seed"])
     return build_method("signx", profile, setup["resources"], overrides)
 
@@ -160,9 +157,6 @@ def efficiency_experiment(*, out: Path, device: torch.device, profile: str, lang
 def modality_ablation_experiment(*, out: Path, device: torch.device, profile: str,
                                  lang: str | None, overrides: Mapping[str, Any],
                                  progress: bool) -> dict[str, Any]:
-    from baselines.base import Stage
-    from baselines.signx import REC_STAGE
-
     data_kw, method_kw = _split_overrides(overrides, profile)
     setup = _setup(profile, lang, data_kw, progress)
     if "epochs" in data_kw:
