@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-from test_leaderboard import make_run
+from test_leaderboard import make_run, write_json
 
 from harness.evaluate import score
 from harness.metrics import (
@@ -190,12 +189,6 @@ def test_validate_run_checks_the_control_block():
         validate_run(make_run(control=alone), "r.json")
 
 
-def _write(path: Path, obj) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj), encoding="utf-8")
-    return path
-
-
 def test_leaderboard_shows_the_control_from_the_run_or_its_outputs(tmp_path):
     """Older runs get their control from their outputs JSONL once, by the migration; the
     leaderboard then shows what the run JSON stores."""
@@ -206,13 +199,13 @@ def test_leaderboard_shows_the_control_from_the_run_or_its_outputs(tmp_path):
     lines = [json.dumps({"name": f"s{i}", "reference": r, "hypothesis": h})
              for i, (h, r) in enumerate(zip(hyps, SENTENCES, strict=True))]
     (tmp_path / "out.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    without = _write(tmp_path / "a.json", make_run(outputs="out.jsonl"))
+    without = write_json(tmp_path / "a.json", make_run(outputs="out.jsonl"))
     stored = {"shuffles": 5, "seed": 0, "samples": 32, "distinct_outputs": 30, "bleu4": 1.25,
               "rouge_l": 9.0}
-    with_control = _write(tmp_path / "b.json",
+    with_control = write_json(tmp_path / "b.json",
                           make_run(outputs=None, split="dev", control=stored))
     # an older run: a stored control (kept as is) and outputs the p-value is computed from
-    older = _write(tmp_path / "c.json", make_run(outputs="out.jsonl", split="train",
+    older = write_json(tmp_path / "c.json", make_run(outputs="out.jsonl", split="train",
                                                   control={**stored, "bleu4": 7.5}))
     migrate_runs([without, with_control, older])
     build_leaderboard([without, with_control, older], [], tmp_path / "res")
@@ -237,6 +230,6 @@ def test_leaderboard_shows_the_control_from_the_run_or_its_outputs(tmp_path):
     assert "shuffled refs" in md and "does not come" in md and "permutation-test" in md
 
     (tmp_path / "out.jsonl").write_text('{"name": "s0"}\n{"name": "s1"}\n', encoding="utf-8")
-    unmigrated = _write(tmp_path / "a.json", make_run(outputs="out.jsonl"))  # no control again
+    unmigrated = write_json(tmp_path / "a.json", make_run(outputs="out.jsonl"))  # no control again
     with pytest.raises(RunFileError, match=r"out\.jsonl: per-sample outputs"):
         migrate_runs([unmigrated])

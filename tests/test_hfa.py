@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from conftest import stage_state, synthetic_split
 
 import baselines.hfa as hfa
 from baselines import get_method
@@ -28,7 +29,6 @@ from baselines.hfa.prototypes import (
 )
 from baselines.hfa.temporal import RoPELocalWindowAttention, TemporalEncoder, apply_rope
 from harness import ops
-from harness.data import load_dataset
 from harness.data.batching import collate
 from harness.method import ConfigError, Stage, TrainState
 from harness.metrics import translation_scores
@@ -46,11 +46,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 @pytest.fixture(scope="module")
 def corpus():
-    def load(split, n):
-        ds = load_dataset("synthetic", split, lang="de", size=n, resolution=16, seed=5)
-        return [ds[i] for i in range(n)]
-
-    train, dev = load("train", 48), load("dev", 8)
+    train, dev = synthetic_split("train", 48, seed=5), synthetic_split("dev", 8, seed=5)
     texts = [s.text for s in train]
     tok = train_tokenizer(texts, vocab_size=300, lang="de")
     with warnings.catch_warnings():
@@ -71,8 +67,7 @@ def batch_of(samples, tok):
 
 
 def state_for(stage: Stage, epoch: int = 0) -> TrainState:
-    return TrainState(stage=stage, stage_index=0, epoch=epoch, step=0, total_steps=10,
-                      global_step=0)
+    return stage_state(stage, epoch=epoch)
 
 
 # ------------------------------------------------------------------------------ temporal

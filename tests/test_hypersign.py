@@ -12,13 +12,13 @@ import math
 
 import pytest
 import torch
+from conftest import synthetic_split
 
 import baselines.hypersign as hs
 from baselines import get_method, list_methods
 from baselines.common import mbart as mb
 from baselines.hypersign import synergy
 from harness import ops
-from harness.data import load_dataset
 from harness.data.batching import collate
 from harness.method import ConfigError, Stage, TrainState
 from harness.metrics import translation_scores
@@ -36,11 +36,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 @pytest.fixture(scope="module")
 def corpus():
-    def load(split, n):
-        ds = load_dataset("synthetic", split, lang="de", size=n, resolution=16, seed=3)
-        return [ds[i] for i in range(n)]
-
-    train, dev = load("train", 64), load("dev", 16)
+    train, dev = synthetic_split("train", 64, seed=3), synthetic_split("dev", 16, seed=3)
     tok = train_tokenizer([s.text for s in train], vocab_size=300, lang="de")
     return train, dev, tok
 

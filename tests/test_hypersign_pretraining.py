@@ -3,52 +3,25 @@ feature cache, the gloss bridge, the encoders' keypoint normalisation and VL-map
 mBART initialised from a local checkpoint.
 
 The method is driven directly (collate → training_step / generate); nothing here uses the trainer
-or the runner. The fixtures up to ``make`` are the same as in ``tests/test_hypersign.py``.
+or the runner. The corpus, batch and ``make`` come from ``tests/test_hypersign.py``.
 """
 
 from __future__ import annotations
 
 import pytest
+import test_hypersign
 import torch
+from test_hypersign import STREAMS, make
 
 import baselines.hypersign as hs
-from baselines import get_method
 from baselines.common import mbart as mb
-from harness.data import load_dataset
 from harness.data.batching import collate
 from harness.method import ConfigError, TrainState
 from harness.text import train_tokenizer
 
-# A smaller-than-tiny configuration so the whole file runs in seconds on 2 CPU cores.
-SMALL = dict(d_model=32, rgb_channels=(4, 8), rgb_pool=2, keypoint_hidden=32,
-             mbart_layers=(1, 1), mbart_heads=2, mbart_ffn=64, mbart_max_positions=128,
-             sst_tokens=16, sst_dim=16, encoder_dropout=0.0, mbart_dropout=0.0)
-STREAMS = ("frames", "keypoints")
-
-
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
-
-
-@pytest.fixture(scope="module")
-def corpus():
-    def load(split, n):
-        ds = load_dataset("synthetic", split, lang="de", size=n, resolution=16, seed=3)
-        return [ds[i] for i in range(n)]
-
-    train, dev = load("train", 64), load("dev", 16)
-    tok = train_tokenizer([s.text for s in train], vocab_size=300, lang="de")
-    return train, dev, tok
-
-
-@pytest.fixture(scope="module")
-def batch(corpus):
-    train, _, tok = corpus
-    return collate(train[:6], streams=STREAMS, text_tokenizer=tok)
-
-
-def make(tok, **kw):
-    torch.manual_seed(0)
-    return get_method("hypersign", "tiny", tokenizer=tok, **{**SMALL, **kw})
+corpus = test_hypersign.corpus  # the same module-scoped fixtures
+batch = test_hypersign.batch
 
 
 _REAL_ENCODE = mb.encode

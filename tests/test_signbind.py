@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from conftest import synthetic_split
 
 from baselines.signbind import (
     FUSION_STAGE,
@@ -28,7 +29,6 @@ from baselines.signbind.fusion import FusionEncoder
 from baselines.signbind.phonemes import PhonemeVocab, phonemize, word_phonemes
 from baselines.signbind.router import anneal_temperature, gumbel_route
 from harness import ops
-from harness.data import load_dataset
 from harness.data.batching import collate
 from harness.evaluate import MethodEvaluator
 from harness.method import ConfigError, TrainState
@@ -40,8 +40,7 @@ SMALL = dict(frame_dim=32, frame_depth=1, lip_dim=16, router_dim=32, expert_dim=
 
 @pytest.fixture(scope="module")
 def corpus():
-    data = load_dataset("synthetic", "train", lang="en", size=24, resolution=32, seed=3)
-    samples = [data[i] for i in range(len(data))]
+    samples = synthetic_split("train", 24, lang="en", resolution=32, seed=3)
     for s in samples:
         s.cache = True
     texts = [s.text for s in samples]

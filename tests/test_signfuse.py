@@ -15,6 +15,7 @@ from functools import cache
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import stage_state
 
 import baselines.signfuse as sf
 from baselines import get_method, list_methods
@@ -54,8 +55,7 @@ def _model(**kw) -> sf.SignFuse:
 
 
 def _state(model, name: str) -> TrainState:
-    stage = next(s for s in model.stages() if s.name == name)
-    return TrainState(stage=stage, stage_index=0, epoch=0, step=0, total_steps=10, global_step=0)
+    return stage_state(model, name)
 
 
 # ------------------------------------------------------------------------------ paper profile

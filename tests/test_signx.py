@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from conftest import stage_state, synthetic_split
 from torch import nn
 
 from baselines.signx.averaging import TopKAverager, average_state_dicts
@@ -19,7 +20,6 @@ from baselines.signx.recognizer import (
     ctc_loss_checked,
     gloss_prior_weights,
 )
-from harness.data import load_dataset
 from harness.data.batching import collate
 from harness.data.synthetic import POSE_FORMATS
 from harness.method import ConfigError
@@ -31,10 +31,8 @@ SMALL = dict(teacher_width=4, visual_width=4, frame_stride=2, rec_epochs=1,
 
 @pytest.fixture(scope="module")
 def corpus():
-    train = load_dataset("synthetic", "train", lang="de", size=48, resolution=32, seed=0)
-    dev = load_dataset("synthetic", "dev", lang="de", size=8, resolution=32, seed=0)
-    train = [train[i] for i in range(len(train))]
-    dev = [dev[i] for i in range(len(dev))]
+    train = synthetic_split("train", 48, resolution=32)
+    dev = synthetic_split("dev", 8, resolution=32)
     vocab = GlossVocab.build([s.gloss for s in train])
     tok = train_tokenizer([s.text for s in train], vocab_size=300, lang="de")
     return train, dev, vocab, tok
@@ -55,11 +53,7 @@ def _batch(corpus, n=4, split=0):
 
 
 def _state(method, name, step=0):
-    from harness.method import TrainState
-
-    stage = next(s for s in method.stages() if s.name == name)
-    return TrainState(stage=stage, stage_index=0, epoch=0, step=step, total_steps=10,
-                      global_step=0)
+    return stage_state(method, name, step=step)
 
 
 def test_stage_shapes(corpus):
