@@ -146,6 +146,19 @@ def check_choices(owner: str, choices: Mapping[str, tuple[Any, Collection[Any]]]
             raise ConfigError(f"{owner}.{name} = {value!r}; expected one of {tuple(allowed)}")
 
 
+def check_bounds(config: Any, *, positive: Sequence[str] = (),
+                 non_negative: Sequence[str] = ()) -> None:
+    """Raise a :class:`ConfigError` naming ``<Config>.field`` and its value for the first field
+    in ``positive`` that is not > 0, then for the first in ``non_negative`` that is < 0."""
+    owner = type(config).__name__
+    for names, bad, rule in ((positive, lambda v: not v > 0, "> 0"),
+                             (non_negative, lambda v: v < 0, ">= 0")):
+        for name in names:
+            value = getattr(config, name)
+            if bad(value):
+                raise ConfigError(f"{owner}.{name} must be {rule}, got {value}")
+
+
 class SLTMethod(nn.Module):
     """Base class of every method (see the module docstring for the contract)."""
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from baselines.common import mbart as mb
-from harness.method import ConfigError, check_choices
+from harness.method import ConfigError, check_bounds, check_choices
 
 #: how the ViT / mBART train: LoRA adapters over frozen weights, or every weight
 TRAIN_MODES = ("lora", "full")
@@ -112,15 +112,12 @@ class HFAConfig:
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(f"HFAConfig.{name} must be in [0, 1), got "
                                   f"{getattr(self, name)}")
-        for name in ("psp_weight", "finetune_psp_weight", "frame_pretrain_epochs",
-                     "text_pretrain_epochs", "pretrain_epochs", "finetune_decoder_epochs",
-                     "finetune_all_epochs", "label_smoothing"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"HFAConfig.{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("frame_stride", "batch_size", "prototype_temperature", "align_temperature",
-                     "window"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"HFAConfig.{name} must be > 0, got {getattr(self, name)}")
+        check_bounds(self, non_negative=("psp_weight", "finetune_psp_weight",
+                                         "frame_pretrain_epochs", "text_pretrain_epochs",
+                                         "pretrain_epochs", "finetune_decoder_epochs",
+                                         "finetune_all_epochs", "label_smoothing"))
+        check_bounds(self, positive=("frame_stride", "batch_size", "prototype_temperature",
+                                     "align_temperature", "window"))
         if self.finetune_decoder_epochs + self.finetune_all_epochs == 0:
             raise ConfigError("HFAConfig: at least one fine-tuning epoch is needed")
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from baselines.common import mbart as mb
 from baselines.common.encoders import KEYPOINT_NORMALIZATIONS
-from harness.method import ConfigError, check_choices
+from harness.method import ConfigError, check_bounds, check_choices
 from harness.ops.hyper import VARIANTS
 
 FUSIONS = ("hypernetwork", "mixup", "gated", "linear_relu")
@@ -120,17 +120,9 @@ class HyperSignConfig:
                    "bridge": (self.bridge, BRIDGES),
                    "bridge_fusion": (self.bridge_fusion, BRIDGE_FUSIONS)}
         check_choices("HyperSignConfig", choices)
-        positive = {"d_model": self.d_model, "sst_tokens": self.sst_tokens,
-                    "sst_dim": self.sst_dim, "temperature": self.temperature,
-                    "alpha_eps": self.alpha_eps, "alpha_T_fraction": self.alpha_T_fraction,
-                    "epochs": self.epochs, "batch_size": self.batch_size}
-        for name, value in positive.items():
-            if not value > 0:
-                raise ConfigError(f"HyperSignConfig.{name} must be > 0, got {value}")
-        for name in ("pretrain_epochs", "g2t_epochs", "ctc_weight"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"HyperSignConfig.{name} must be >= 0, got "
-                                  f"{getattr(self, name)}")
+        check_bounds(self, positive=("d_model", "sst_tokens", "sst_dim", "temperature",
+                                     "alpha_eps", "alpha_T_fraction", "epochs", "batch_size"),
+                     non_negative=("pretrain_epochs", "g2t_epochs", "ctc_weight"))
         if self.d_model % self.mbart_heads:
             raise ConfigError(f"HyperSignConfig.d_model {self.d_model} is not divisible by "
                               f"mbart_heads {self.mbart_heads}")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from baselines.signbind.fusion import FUSIONS
-from harness.method import SCHEDULERS, ConfigError, check_choices
+from harness.method import SCHEDULERS, ConfigError, check_bounds, check_choices
 
 FRAME_POOLINGS = ("cls_mean", "patches")
 LLM_MONITORS = ("loss", "bleu4")
@@ -109,23 +109,17 @@ class SignBindConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"SignBindConfig.{name} must be true or false, got "
                                   f"{getattr(self, name)!r}")
-        positive = ("frame_img_size", "frame_patch", "frame_dim", "frame_depth", "frame_heads",
-                    "lip_img_size", "lip_patch", "lip_dim", "lip_depth", "lip_heads",
-                    "frame_stride", "router_dim", "expert_dim", "expert_heads",
-                    "fusion_dim", "fusion_layers", "fusion_heads", "tau_start", "tau_end",
-                    "lora_r", "batch_size", "beam_size")
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"SignBindConfig.{name} must be > 0, got "
-                                  f"{getattr(self, name)}")
+        check_bounds(self, positive=(
+            "frame_img_size", "frame_patch", "frame_dim", "frame_depth", "frame_heads",
+            "lip_img_size", "lip_patch", "lip_dim", "lip_depth", "lip_heads", "frame_stride",
+            "router_dim", "expert_dim", "expert_heads", "fusion_dim", "fusion_layers",
+            "fusion_heads", "tau_start", "tau_end", "lora_r", "batch_size", "beam_size"))
         if not 0.0 <= self.expert_input_dropout < 1.0:
             raise ConfigError(f"SignBindConfig.expert_input_dropout must be in [0, 1), got "
                               f"{self.expert_input_dropout}")
-        for name in ("expert_epochs", "lip_epochs", "fusion_epochs", "llm_epochs",
-                     "router_weight", "expert_layers", "fs_expert_layers"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"SignBindConfig.{name} must be >= 0, got "
-                                  f"{getattr(self, name)}")
+        check_bounds(self, non_negative=("expert_epochs", "lip_epochs", "fusion_epochs",
+                                         "llm_epochs", "router_weight", "expert_layers",
+                                         "fs_expert_layers"))
         for d, h, what in ((self.expert_dim, self.expert_heads, "expert"),
                            (self.fusion_dim, self.fusion_heads, "fusion"),
                            (self.frame_dim, self.frame_heads, "frame"),

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from baselines.signfuse.cmfa import FUSIONS
-from harness.method import ConfigError, check_choices
+from harness.method import ConfigError, check_bounds, check_choices
 
 PROMPT = "Translate the following sign language video into a spoken language sentence:"
 STREAMS = ("both", "visual", "skeletal")
@@ -105,11 +105,9 @@ class SignFuseConfig:
                    "stream_pretrain_streams": (self.stream_pretrain_streams, PRETRAIN_STREAMS),
                    "llm_profile": (self.llm_profile, ("tiny", "paper"))}
         check_choices("SignFuseConfig", choices)
-        for name in ("d_model", "frame_stride", "resnet_base_width", "cmfa_layers", "heads",
-                     "ffn_mult", "hta_len", "sign_tokens", "lora_r", "batch_size"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"SignFuseConfig.{name} must be > 0, got "
-                                  f"{getattr(self, name)}")
+        check_bounds(self, positive=("d_model", "frame_stride", "resnet_base_width",
+                                     "cmfa_layers", "heads", "ffn_mult", "hta_len",
+                                     "sign_tokens", "lora_r", "batch_size"))
         if self.d_model % self.heads:
             raise ConfigError(f"SignFuseConfig.d_model {self.d_model} is not divisible by "
                               f"heads {self.heads}")
@@ -127,8 +125,7 @@ class SignFuseConfig:
                               f"{self.stgcn_strides}")
         if min(self.epochs) < 0 or self.llm_pretrain_epochs < 0 or self.stream_pretrain_epochs < 0:
             raise ConfigError("SignFuseConfig: epochs must be >= 0")
-        if not self.temperature > 0:
-            raise ConfigError(f"SignFuseConfig.temperature must be > 0, got {self.temperature}")
+        check_bounds(self, positive=("temperature",))
 
 
 PAPER_CONFIG = SignFuseConfig(
