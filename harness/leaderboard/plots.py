@@ -1,8 +1,9 @@
-"""The leaderboard's plots: accuracy vs latency, and kernel speedup by backend (matplotlib PNG).
+"""The leaderboard's plots: accuracy vs latency, energy per video, kernel speedup (matplotlib PNG).
 
 ``accuracy_vs_latency.png``: latency p50 per video (log x) against BLEU-4 (WER when no run has
-BLEU-4), marker area proportional to the parameter count, one colour per method.
-``kernel_speedup.png``: grouped bars of the speedup vs eager per (op, mode, dtype, shape), one
+BLEU-4) with 95 % CI error bars, marker area proportional to the parameter count, one marker
+shape and colour per method. ``energy_per_video.png``: GPU energy per video of the runs that
+measured it. ``kernel_speedup.png``: grouped bars of the speedup vs eager per (op, mode, dtype, shape), one
 bar per backend (the newest row of each). The same rows give the same bytes: fixed figure size
 and DPI, matplotlib's default style (not the user's matplotlibrc), no PNG metadata. Layout of
 ``results/``: ``docs/results-schema.md``.
@@ -18,10 +19,24 @@ from typing import Any
 from harness.leaderboard.kernels import BASELINE_BACKENDS, backend_rank
 from harness.leaderboard.values import natural_key
 
-__all__ = ["ACCURACY_PLOT", "SPEEDUP_PLOT", "plot_accuracy_vs_latency", "plot_kernel_speedup"]
+__all__ = ["ACCURACY_PLOT", "CAPTIONS", "ENERGY_PLOT", "PLOTS", "SPEEDUP_PLOT",
+           "plot_accuracy_vs_latency", "plot_energy", "plot_kernel_speedup"]
 
 ACCURACY_PLOT = "accuracy_vs_latency.png"
+ENERGY_PLOT = "energy_per_video.png"
 SPEEDUP_PLOT = "kernel_speedup.png"
+PLOTS = (ACCURACY_PLOT, ENERGY_PLOT, SPEEDUP_PLOT)
+
+#: the caption of each plot in the web page
+CAPTIONS = {
+    ACCURACY_PLOT: "Accuracy against end-to-end latency per video (p50, log scale): one marker "
+                   "shape and colour per method, error bars the 95 % bootstrap CI, marker area "
+                   "proportional to the parameter count. Up and left is better for BLEU-4.",
+    ENERGY_PLOT: "GPU energy per video (NVML energy counter), one bar per run; lower is better.",
+    SPEEDUP_PLOT: "Kernel speed-up over eager PyTorch per op, mode, dtype and shape, one bar per "
+                  "backend; above the dashed line the kernel is faster than eager.",
+}
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 
 _DPI = 100
 _PNG_METADATA = {"Software": None}
@@ -50,7 +65,8 @@ def _plot_style() -> Any:
 
 
 def plot_accuracy_vs_latency(rows: Sequence[dict[str, Any]]) -> bytes | None:
-    """PNG: latency p50 (log x) vs BLEU-4 (WER when no run has BLEU-4); area ∝ parameters."""
+    """PNG: latency p50 (log x) vs BLEU-4 (WER when no run has BLEU-4) with the 95 % CI as error
+    bars; one marker shape and colour per method (its ablations share them); area ∝ parameters."""
     metric = "BLEU-4" if any(r["BLEU-4"] is not None for r in rows) else "WER"
     points = [
         r
@@ -61,7 +77,8 @@ def plot_accuracy_vs_latency(rows: Sequence[dict[str, Any]]) -> bytes | None:
         return None
     sizes_known = [r["params total (M)"] for r in points if r["params total (M)"]]
     pmax = max(sizes_known) if sizes_known else None
-    methods = sorted({r["method"] for r in points})
+    methods = sorted({r.get("_base", r["method"]) for r in points})
+    ci_key = f"{metric} CI (±)"
     stacked: dict[tuple[float, float], int] = {}  # labels of coincident points go one above another
     xs = [r["latency p50 (ms)"] for r in points]
     ys = [r[metric] for r in points]
@@ -73,23 +90,30 @@ def plot_accuracy_vs_latency(rows: Sequence[dict[str, Any]]) -> bytes | None:
         for r, x, y in zip(points, xs, ys, strict=True):
             p = r["params total (M)"]
             size = 30.0 if not p or not pmax else max(15.0, 600.0 * p / pmax)
-            color = cmap[methods.index(r["method"])]
+            base = r.get("_base", r["method"])
+            k = methods.index(base)
+            color = cmap[k]
+            if r.get(ci_key) is not None:
+                ax.errorbar([x], [y], yerr=[r[ci_key]], fmt="none", ecolor=color, alpha=0.8,
+                            elinewidth=1.0, capsize=3)
             ax.scatter(
                 [x], [y], s=size, color=color, alpha=0.7, edgecolors="black", linewidths=0.5,
-                label=None if r["method"] in seen else r["method"],
+                marker=_MARKERS[k % len(_MARKERS)], label=None if base in seen else base,
             )  # fmt: skip
-            seen.add(r["method"])
+            seen.add(base)
             slot = stacked.get((x, y), 0)
             stacked[(x, y)] = slot + 1
-            label = f"{r['method']} ({r['profile']}, {r['backend']}, {r['device']})"
+            label = f"{r['method']} {r['split']} ({r['profile']}, {r['backend']}, {r['device']})"
             ax.annotate(
                 label, (x, y), textcoords="offset points", xytext=(7, 3 + 10 * slot), fontsize=7,
             )  # fmt: skip
         ax.set_xscale("log")
         # room for the labels right of the points; plain numbers on the log axis
         ax.set_xlim(min(xs) / 1.6, max(xs) * 4.0)
-        lo, hi = min(ys), max(ys)
-        pad = max((hi - lo) * 0.12, 1.0)
+        cis = [r.get(ci_key) or 0.0 for r in points]
+        lo = min(y - c for y, c in zip(ys, cis, strict=True))
+        hi = max(y + c for y, c in zip(ys, cis, strict=True))
+        pad = max((hi - lo) * 0.08, 1.0)
         ax.set_ylim(lo - pad, hi + pad + 0.04 * (hi - lo + 1) * max(stacked.values()))
         plain = _plain_log_formatter()
         ax.xaxis.set_major_formatter(plain)
@@ -97,12 +121,39 @@ def plot_accuracy_vs_latency(rows: Sequence[dict[str, Any]]) -> bytes | None:
         ax.tick_params(axis="x", which="minor", labelsize=7)
         ax.set_xlabel("latency p50 per video (ms, log scale)")
         ax.set_ylabel(f"{metric} ({'higher' if metric == 'BLEU-4' else 'lower'} is better)")
-        ax.set_title("Accuracy vs latency (marker area ∝ parameters)")
+        ax.set_title("Accuracy vs latency (95 % CI error bars; marker area ∝ parameters)")
         ax.grid(True, which="both", alpha=0.3)
         legend = ax.legend(title="method", fontsize=8, loc="best")
         for handle in legend.legend_handles:
             if hasattr(handle, "set_sizes"):
                 handle.set_sizes([30.0])  # marker size means parameters only on the axes
+        fig.tight_layout()
+        return _png_bytes(fig)
+
+
+def plot_energy(rows: Sequence[dict[str, Any]]) -> bytes | None:
+    """PNG: GPU energy per video (J), one horizontal bar per run that measured it; None when no
+    run did (CPU runs have no GPU energy counter)."""
+    points = [r for r in rows if r.get("energy/video (J)") is not None]
+    if not points:
+        return None
+    labels = [f"{r['method']} {r['dataset']}-{r['lang']}/{r['split']} ({r['device']})"
+              for r in points]
+    with _plot_style():
+        fig = _new_figure(9, max(2.5, 0.35 * len(points) + 1.5))
+        ax = fig.add_subplot(1, 1, 1)
+        methods = sorted({r.get("_base", r["method"]) for r in points})
+        cmap = _colors(len(methods))
+        bars = ax.barh(range(len(points)), [r["energy/video (J)"] for r in points],
+                       color=[cmap[methods.index(r.get("_base", r["method"]))] for r in points])
+        ax.bar_label(bars, fmt="%.3g J", fontsize=7, padding=2)
+        ax.set_yticks(range(len(points)))
+        ax.set_yticklabels(labels, fontsize=7)
+        ax.invert_yaxis()
+        ax.margins(x=0.15)
+        ax.set_xlabel("GPU energy per video (J, lower is better)")
+        ax.set_title("Energy per video")
+        ax.grid(True, axis="x", alpha=0.3)
         fig.tight_layout()
         return _png_bytes(fig)
 

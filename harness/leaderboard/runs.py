@@ -34,6 +34,9 @@ TEXT_COLUMNS = ("method", "dataset", "lang", "split", "profile", "backend", "dev
 EXTRA_SCORE_KEYS = ("translation", "recognition")
 
 
+_CI_NAMES = {"bleu4": "BLEU-4", "rouge_l": "ROUGE-L", "wer": "WER"}
+
+
 def run_label(run: dict[str, Any]) -> str:
     """``method/dataset-lang/split/profile/backend/device`` of a run."""
     return "/".join(
@@ -66,9 +69,12 @@ def stored_control(run: dict[str, Any]) -> dict[str, Any] | None:
     return control if isinstance(control, dict) else None
 
 
-def leaderboard_rows(runs: Sequence[tuple[Path, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """One row per run (raw values; None = missing), sorted by dataset, lang, split, method,
-    profile, backend, device, then source file name."""
+def leaderboard_rows(runs: Sequence[tuple[Path, dict[str, Any]]],
+                     intervals: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """One row per run (raw values; None = missing), sorted by dataset, lang, split, method
+    (an ablation right under its method), profile, backend, device, then source file name.
+    ``intervals`` maps a source file name to its CIs (:func:`harness.leaderboard.stats.
+    run_intervals`); a run without them gets no CI."""
     rows = []
     for path, run in runs:
         acc = scores(run)
@@ -107,12 +113,23 @@ def leaderboard_rows(runs: Sequence[tuple[Path, dict[str, Any]]]) -> list[dict[s
                 "WER shuffled refs": num(control.get("wer")),
                 "p (permuted refs)": num(control.get("p_value")),
             })
+        cis = (intervals or {}).get(path.name) or {}
+        row.update({
+            "BLEU-4 CI (±)": num(get(cis, "bleu4", "ci")),
+            "ROUGE-L CI (±)": num(get(cis, "rouge_l", "ci")),
+            "WER CI (±)": num(get(cis, "wer", "ci")),
+        })
+        row["_ci_signatures"] = sorted(f"{_CI_NAMES.get(k, k)} CI: {c['signature']}"
+                                       for k, c in cis.items())
+        row["_base"] = run["method"]
+        row["_variant"] = run.get("variant") or ""
         row["_source"] = path.name
         row["_run"] = run
         rows.append(row)
     rows.sort(
         key=lambda r: (
-            r["dataset"], r["lang"], r["split"], r["method"], r["profile"], r["backend"],
+            r["dataset"], r["lang"], r["split"], r["_base"], r["_variant"], r["profile"],
+            r["backend"],
             r["device"], r["_source"],
         )
     )  # fmt: skip

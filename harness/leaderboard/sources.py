@@ -30,7 +30,11 @@ __all__ = [
     "collect_inputs",
     "discover_runs",
     "import_sources",
+    "ImportPlan",
+    "check_outputs",
     "load_benchmark_file",
+    "outputs_path",
+    "plan_import",
     "read_outputs",
 ]
 
@@ -106,24 +110,58 @@ def discover_runs(runs_dir: str | Path) -> list[Path]:
     return [p for p in sorted(root.rglob("*.json")) if p.is_file() and _is_run_candidate(p)]
 
 
+def check_outputs(source: Path) -> list[dict[str, str]]:
+    """The records of a per-sample outputs JSONL, checked: one JSON object per non-empty line with
+    string ``name`` / ``reference`` / ``hypothesis``, names unique. :class:`RunFileError` names
+    the file, the line and the field."""
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunFileError(f"{source}: per-sample outputs: cannot read file: {exc}") from None
+    records: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{source}: line {lineno}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise RunFileError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno}); each "
+                               "line must be a JSON object with name / reference / hypothesis"
+                               ) from None
+        if not isinstance(record, dict):
+            raise RunFileError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        for key in ("name", "reference", "hypothesis"):
+            if not isinstance(record.get(key), str):
+                raise RunFileError(f"{where}: field '{key}': missing or not a string")
+        if record["name"] in seen:
+            raise RunFileError(f"{where}: field 'name': duplicate sample {record['name']!r}")
+        seen.add(record["name"])
+        records.append(record)
+    return records
+
+
+def outputs_path(path: Path, run: dict[str, Any]) -> Path | None:
+    """The per-sample outputs JSONL beside the run file ``path``, when the run names one that
+    exists."""
+    outputs = run.get("outputs")
+    if not isinstance(outputs, str) or not outputs or not (path.parent / outputs).is_file():
+        return None
+    return path.parent / outputs
+
+
 def read_outputs(path: Path, run: dict[str, Any]) -> SplitOutputs | None:
     """The run's per-sample outputs (``SplitOutputs``) from the JSONL beside it, or None."""
-    outputs = run.get("outputs")
-    if not outputs or not (path.parent / outputs).is_file() or run.get("task") not in (
-            "translation", "recognition"):
+    source = outputs_path(path, run)
+    if source is None or run.get("task") not in ("translation", "recognition"):
         return None
     from harness.evaluate import SplitOutputs
 
-    source = path.parent / outputs
-    try:
-        records = [json.loads(line) for line in
-                   source.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return SplitOutputs(names=[r["name"] for r in records],
-                            references=[r["reference"] for r in records],
-                            hypotheses=[r["hypothesis"] for r in records])
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise RunFileError(f"{source}: per-sample outputs: each line must be a JSON object with "
-                           f"name / reference / hypothesis ({exc})") from None
+    records = check_outputs(source)
+    return SplitOutputs(names=[r["name"] for r in records],
+                        references=[r["reference"] for r in records],
+                        hypotheses=[r["hypothesis"] for r in records])
 
 
 def _timestamp(run: dict[str, Any]) -> str:
@@ -131,23 +169,33 @@ def _timestamp(run: dict[str, Any]) -> str:
     return str(env.get("timestamp") or "")
 
 
-def _copy(src: Path, dst: Path, copied: list[Path]) -> None:
-    if src.resolve() == dst.resolve():
-        return
-    atomic_write_bytes(dst, src.read_bytes())
-    copied.append(dst)
+@dataclass(frozen=True)
+class ImportPlan:
+    """What an import will write, every input already validated (:func:`plan_import`)."""
+
+    copies: tuple[tuple[Path, Path], ...]  # (input file, destination under sources/)
+    runs: tuple[Path, ...]  # run sources after the import (destinations), sorted
+    benchmarks: tuple[Path, ...]  # benchmark sources after the import, sorted
+    origin: dict[Path, Path]  # each source -> the file to read it from now (input or itself)
+
+    def apply(self) -> tuple[Path, ...]:
+        """Write the copies (each atomically); return the destinations."""
+        for src, dst in self.copies:
+            atomic_write_bytes(dst, src.read_bytes())
+        return tuple(dst for _, dst in self.copies)
 
 
-def import_sources(
+def plan_import(
     runs: Sequence[str | Path], benchmarks: Sequence[str | Path], out_dir: str | Path
-) -> Sources:
-    """Validate the given files, copy them into ``out_dir/sources/``, list all sources.
+) -> ImportPlan:
+    """Validate every input — run JSONs, the outputs JSONL beside each, benchmark JSONs — and
+    plan the copies into ``out_dir/sources/`` without writing anything.
 
     Runs go to ``sources/runs/<run_filename(run)>`` (so a re-run of the same configuration
     replaces its predecessor; among inputs with the same name the newest
     ``environment.timestamp`` wins, ties going to the later input), each with its per-sample
     outputs JSONL beside it when that file exists. Benchmark files go to
-    ``sources/benchmarks/<file name>``. Every input is validated before anything is written.
+    ``sources/benchmarks/<file name>``.
     """
     out = Path(out_dir)
     chosen_runs: dict[str, tuple[str, Path, dict[str, Any]]] = {}
@@ -165,21 +213,45 @@ def import_sources(
         name = path.name if path.suffix == ".json" else f"{path.name}.json"
         chosen_benches[name] = path
 
-    copied: list[Path] = []
+    copies: list[tuple[Path, Path]] = []
+
+    def copy(src: Path, dst: Path) -> None:
+        if not (dst.exists() and src.resolve() == dst.resolve()):
+            copies.append((src, dst))
+
     for name, (_, path, run) in sorted(chosen_runs.items()):
-        _copy(path, out / RUN_SOURCES / name, copied)
+        copy(path, out / RUN_SOURCES / name)
         # The per-sample outputs travel with their run (``outputs`` is relative to the run file).
-        outputs = run.get("outputs")
-        if outputs and (path.parent / outputs).is_file():
-            _copy(path.parent / outputs, out / RUN_SOURCES / outputs, copied)
+        source = outputs_path(path, run)
+        if source is not None:
+            check_outputs(source)
+            copy(source, out / RUN_SOURCES / run["outputs"])
     for name, path in sorted(chosen_benches.items()):
-        _copy(path, out / BENCH_SOURCES / name, copied)
+        copy(path, out / BENCH_SOURCES / name)
+
+    origin = {dst: src for src, dst in copies}
 
     def listing(folder: Path) -> tuple[Path, ...]:
         d = out / folder
-        return tuple(sorted(p for p in d.glob("*.json") if p.is_file())) if d.is_dir() else ()
+        present = {p for p in d.glob("*.json") if p.is_file()} if d.is_dir() else set()
+        present |= {dst for dst in origin if dst.parent == d and dst.suffix == ".json"}
+        return tuple(sorted(present))
 
-    return Sources(listing(RUN_SOURCES), listing(BENCH_SOURCES), tuple(copied))
+    found_runs, found_benches = listing(RUN_SOURCES), listing(BENCH_SOURCES)
+    for p in (*found_runs, *found_benches):
+        origin.setdefault(p, p)
+    # a committed run's outputs JSONL replaced by this import is read from the input too
+    return ImportPlan(tuple(copies), found_runs, found_benches, origin)
+
+
+def import_sources(
+    runs: Sequence[str | Path], benchmarks: Sequence[str | Path], out_dir: str | Path
+) -> Sources:
+    """Validate the given files (see :func:`plan_import`), then copy them into
+    ``out_dir/sources/`` and list all sources. A bad input raises before anything is written."""
+    plan = plan_import(runs, benchmarks, out_dir)
+    copied = plan.apply()
+    return Sources(plan.runs, plan.benchmarks, copied)
 
 
 def collect_inputs(
