@@ -209,7 +209,7 @@ def test_leaderboard_shows_the_control_from_the_run_or_its_outputs(tmp_path):
                                                   control={**stored, "bleu4": 7.5}))
     migrate_runs([without, with_control, older])
     build_leaderboard([without, with_control, older], [], tmp_path / "res")
-    with open(tmp_path / "res" / "leaderboard.csv", encoding="utf-8") as f:
+    with open(tmp_path / "res" / "leaderboard-full.csv", encoding="utf-8") as f:
         rows = {r["split"]: r for r in csv.DictReader(f)}
     expected = shuffled_reference_control(
         "translation", hyps, SENTENCES, lambda h, r: score("translation", h, r, lang="de"))

@@ -21,7 +21,7 @@ import pytest
 
 import harness.leaderboard
 from harness.leaderboard import build_leaderboard, collect_inputs
-from harness.leaderboard.plots import ACCURACY_PLOT, SPEEDUP_PLOT
+from harness.leaderboard.plots import ACCURACY_PLOT, ENERGY_PLOT, SPEEDUP_PLOT
 from harness.leaderboard.render import fmt_sig
 from harness.results import SCHEMA, RunFileError, run_filename
 
@@ -165,10 +165,16 @@ def read_csv(path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
 
 
-def md_rows(path: Path) -> list[list[str]]:
-    """Cells of the markdown table rows (header and separator excluded)."""
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.startswith("|")]
-    return [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[2:]]
+def md_rows(path: Path, heading: str | None = None) -> list[list[str]]:
+    """Cells of the rows of the first markdown table (after ``heading`` when given; header and
+    separator excluded)."""
+    text = path.read_text(encoding="utf-8")
+    if heading is not None:
+        text = text.split(f"\n{heading}\n", 1)[1]
+    lines = text.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[start + 2:end]]
 
 
 @pytest.fixture
@@ -194,13 +200,13 @@ def test_leaderboard_tables(inputs: dict[str, Path]) -> None:
     report = build_leaderboard([inputs["signx"], inputs["hypersign"]], [inputs["bench"]], out)
     names = {p.name for p in report.written}
     assert names == {
-        "leaderboard.md", "leaderboard.csv", "kernels.md", "kernels.csv", "methods.md",
-        "methods.csv", ACCURACY_PLOT, SPEEDUP_PLOT,
+        "leaderboard.md", "leaderboard-full.csv", "kernels.md", "kernels.csv", "methods.md",
+        "methods.csv", "index.html", ACCURACY_PLOT, ENERGY_PLOT, SPEEDUP_PLOT,
     }  # fmt: skip
     assert report.removed == ()
     assert "2 run(s)" in report.summary()
 
-    rows = read_csv(out / "leaderboard.csv")
+    rows = read_csv(out / "leaderboard-full.csv")
     assert [r["method"] for r in rows] == ["hypersign", "signx"]
     hs, sx = rows
     assert hs["device"] == "cpu" and sx["device"] == H100
@@ -215,17 +221,26 @@ def test_leaderboard_tables(inputs: dict[str, Path]) -> None:
 
     text = (out / "leaderboard.md").read_text(encoding="utf-8")
     assert text.splitlines()[0] == HEADER.format("runs")
-    md = md_rows(out / "leaderboard.md")
-    assert md[0] == [
-        "hypersign", "phoenix14t", "de", "test", "tiny", "torch", "cpu",
-        "40.12", "30.00", "25.50", "20.26", "45.00", "—", "—", "—", "—", "—",
-        "12.50", "20.00", "300.0", "—", "—", "—", "12.35", "1.00", "0123456", "2025-01-02",
+    # headline tables: one per task (SignX also translates: extra.translation); no outputs
+    # JSONL here, so no CI
+    assert md_rows(out / "leaderboard.md", "## Translation") == [
+        ["hypersign", "phoenix14t", "de", "test", "20.26", "45.00", "—", "—", "12.50", "300.0",
+         "—", "—", "1.00 / 12.35"],
+        ["signx", "phoenix14t", "de", "test", "28.00", "52.50", "—", "—", "4.25", "1234.5",
+         "0.0421", "2048.0", "0 / 250.0"],
     ]  # fmt: skip
-    assert md[1] == [
-        "signx", "phoenix14t", "de", "test", "tiny", "triton", H100,
-        "50.00", "40.00", "33.33", "28.00", "52.50", "19.75", "—", "—", "—", "—",
-        "4.25", "5.00", "1234.5", "251.2", "0.0421", "2048.0", "250.0", "0", "abcdef0-dirty",
-        "2025-02-03",
+    assert md_rows(out / "leaderboard.md", "## Recognition") == [
+        ["signx", "phoenix14t", "de", "test", "19.75", "—", "—", "4.25", "1234.5", "0.0421",
+         "2048.0", "0 / 250.0"],
+    ]  # fmt: skip
+    # the rest in the detail sections
+    assert md_rows(out / "leaderboard.md", "### hypersign") == [
+        ["main · phoenix14t-de / test · tiny / torch / cpu", "40.12", "30.00", "25.50", "—",
+         "20.00", "—", "0123456", "2025-01-02"],
+    ]  # fmt: skip
+    assert md_rows(out / "leaderboard.md", "### signx") == [
+        ["main · phoenix14t-de / test · tiny / triton / " + H100, "50.00", "40.00", "33.33",
+         "—", "5.00", "251.2", "abcdef0-dirty", "2025-02-03"],
     ]  # fmt: skip
     # signatures deduplicated; reasons for — listed (only for shown columns)
     assert text.count("- `sigA`") == 1 and text.count("- `sigW`") == 1
@@ -313,7 +328,7 @@ def test_new_runs_keep_old_ones_and_replace_same_name(
     report = build_leaderboard([hfa, rerun_path], [], out)
     assert len(report.runs) == 3 and len(report.copied) == 2
     assert len(report.benchmarks) == 1  # the earlier benchmark file is still a source
-    rows = read_csv(out / "leaderboard.csv")
+    rows = read_csv(out / "leaderboard-full.csv")
     assert [(r["dataset"], r["method"], r["BLEU-4"]) for r in rows] == [
         ("csl-daily", "hfa", "20.257"),
         ("phoenix14t", "hypersign", "22.5"),  # replaced by the re-run
@@ -329,7 +344,7 @@ def test_newest_of_same_key_wins(tmp_path: Path) -> None:
     p_new = write_json(tmp_path / "n.json", new)
     p_old = write_json(tmp_path / "o.json", old)
     build_leaderboard([p_new, p_old], [], tmp_path / "out")
-    assert read_csv(tmp_path / "out" / "leaderboard.csv")[0]["BLEU-4"] == "30"
+    assert read_csv(tmp_path / "out" / "leaderboard-full.csv")[0]["BLEU-4"] == "30"
 
 
 def test_per_sample_outputs_travel_with_their_run(tmp_path: Path) -> None:
@@ -346,7 +361,7 @@ def test_variant_runs_are_separate_rows(tmp_path: Path) -> None:
     rgb = make_run(variant="stream=rgb", accuracy={**make_run()["accuracy"], "bleu4": 12.5})
     paths = [write_json(tmp_path / "a.json", fused), write_json(tmp_path / "b.json", rgb)]
     build_leaderboard(paths, [], tmp_path / "out")
-    rows = read_csv(tmp_path / "out" / "leaderboard.csv")
+    rows = read_csv(tmp_path / "out" / "leaderboard-full.csv")
     assert [r["method"] for r in rows] == ["hypersign", "hypersign (stream=rgb)"]
     assert rows[1]["BLEU-4"] == "12.5"
 
@@ -361,12 +376,13 @@ def test_other_task_scores_come_from_extra(tmp_path: Path) -> None:
                    extra={"translation": translation, "ctc_wer": 40.0})
     path = write_json(tmp_path / "r.json", rec)
     build_leaderboard([path], [], tmp_path / "out")
-    (row,) = read_csv(tmp_path / "out" / "leaderboard.csv")
+    (row,) = read_csv(tmp_path / "out" / "leaderboard-full.csv")
     assert row["WER"] == "33.25" and row["BLEU-4"] == "7.5" and row["ROUGE-L"] == "45"
     md = (tmp_path / "out" / "leaderboard.md").read_text()
     assert "`sigT`" in md and "`sigW`" in md
     # the other figures of extra are listed under the table (the score set is not repeated)
-    assert "- signx / test: ctc_wer 40" in md and "bleu4 7.5" not in md
+    assert "- main · phoenix14t-de / test · tiny / torch / cpu: ctc_wer 40" in md
+    assert "bleu4 7.5" not in md
 
 
 def test_collect_inputs_discovers_runs(inputs: dict[str, Path], tmp_path: Path) -> None:
@@ -423,7 +439,8 @@ def test_stale_outputs_removed(tmp_path: Path) -> None:
     }
     assert sorted(p.name for p in out.iterdir() if p.is_file()) == [
         ACCURACY_PLOT,
-        "leaderboard.csv",
+        "index.html",
+        "leaderboard-full.csv",
         "leaderboard.md",
     ]  # recognition-only: the plot uses WER
     # no latency → no accuracy plot, and the old one goes

@@ -16,7 +16,7 @@ from test_leaderboard import make_run, md_rows, read_csv, write_json
 
 import harness.evaluate
 from harness.files import dumps_json
-from harness.leaderboard import LEADERBOARD_COLUMNS, build_leaderboard
+from harness.leaderboard import build_leaderboard
 from harness.leaderboard.migrate import main, migrate_runs
 from harness.results import RunFileError, load_json, load_run
 
@@ -74,7 +74,7 @@ def test_rendering_reads_and_never_computes(tmp_path: Path, monkeypatch: pytest.
 
     monkeypatch.setattr(harness.evaluate, "control_of", computed)
     monkeypatch.setattr(harness.evaluate, "permutation_test_of", computed)
-    (tmp_path / "broken.jsonl").write_text('{"name": "s0"}\n', encoding="utf-8")  # never read
+    write_outputs(tmp_path / "broken.jsonl", SENTENCES)  # read for the CI only
     stored = {"shuffles": 5, "seed": 0, "samples": 4, "distinct_outputs": 3, "bleu4": 1.5,
               "rouge_l": 9.0}
     runs = [
@@ -85,14 +85,13 @@ def test_rendering_reads_and_never_computes(tmp_path: Path, monkeypatch: pytest.
     ]
     out = tmp_path / "out"
     build_leaderboard(runs, [], out)
-    rows = {r["split"]: r for r in read_csv(out / "leaderboard.csv")}
+    rows = {r["split"]: r for r in read_csv(out / "leaderboard-full.csv")}
     cells = {split: [row[c] for c in CONTROL_COLUMNS] for split, row in rows.items()}
     assert cells == {"test": ["", "", "", ""], "dev": ["", "", "", ""],
                      "train": ["3/4", "1.5", "", ""]}
-    first = [c.name for c in LEADERBOARD_COLUMNS].index(CONTROL_COLUMNS[0])
-    md = {row[3]: row[first:first + len(CONTROL_COLUMNS)]
-          for row in md_rows(out / "leaderboard.md")}
-    assert md["test"] == md["dev"] == ["—"] * 4
+    # headline: BLEU-4 shuffled refs and p (columns 6 and 7)
+    md = {row[3]: row[6:8] for row in md_rows(out / "leaderboard.md", "## Translation")}
+    assert md["test"] == md["dev"] == ["—"] * 2
 
 
 def test_migration_is_idempotent_and_leaves_other_runs_alone(tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ parser and the ``cmd_<name>`` function it calls:
   for machines.
 * ``leaderboard`` (:mod:`harness.cli.leaderboard`) — rebuild ``results/`` (tables and plots)
   from run JSONs and pytest-benchmark JSONs.
+* ``compare`` (:mod:`harness.cli.compare`) — sacrebleu's paired significance tests between runs
+  on the same split (a p-value matrix).
 * ``data export`` / ``data show`` (:mod:`harness.cli.data`) — the synthetic corpus in a dataset
   layout, one sample as a PNG.
 * ``run``, ``params``, ``profile``, ``experiment`` (:mod:`harness.cli.run`, ``.params``,
@@ -33,13 +35,13 @@ import sys
 from collections.abc import Sequence
 
 from harness import __version__
-from harness.cli import data, experiment, info, leaderboard, params, profile, run, score
+from harness.cli import compare, data, experiment, info, leaderboard, params, profile, run, score
 from harness.cli.common import CLIError, format_table, read_lines
 
 __all__ = ["CLIError", "add_commands", "build_parser", "format_table", "main", "read_lines"]
 
 #: the command modules, in the order ``signbench --help`` lists their subcommands
-COMMANDS = (info, score, leaderboard, data, run, params, profile, experiment)
+COMMANDS = (info, score, leaderboard, compare, data, run, params, profile, experiment)
 
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -32,16 +32,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.files import atomic_write_bytes, atomic_write_text
+from harness.leaderboard.board import LEADERBOARD_COLUMNS, render_leaderboard, render_significance
+from harness.leaderboard.html import INDEX_PAGE, render_page
 from harness.leaderboard.kernels import BASELINE_BACKENDS, kernel_rows, method_rows
 from harness.leaderboard.plots import ACCURACY_PLOT as ACCURACY_PLOT
 from harness.leaderboard.plots import ENERGY_PLOT as ENERGY_PLOT
 from harness.leaderboard.plots import PLOTS as PLOTS
-from harness.leaderboard.plots import plot_energy as plot_energy
 from harness.leaderboard.plots import SPEEDUP_PLOT as SPEEDUP_PLOT
 from harness.leaderboard.plots import plot_accuracy_vs_latency as plot_accuracy_vs_latency
+from harness.leaderboard.plots import plot_energy as plot_energy
 from harness.leaderboard.plots import plot_kernel_speedup as plot_kernel_speedup
-from harness.leaderboard.board import LEADERBOARD_COLUMNS, render_leaderboard, render_significance
-from harness.leaderboard.html import INDEX_PAGE, render_page
 from harness.leaderboard.render import (
     KERNEL_COLUMNS,
     METHOD_COLUMNS,

@@ -130,9 +130,10 @@ EFFICIENCY_COLUMNS: dict[str, tuple[str, ...]] = {
 _INTRO = """\
 Scores ×100. ± is the half-width of sacrebleu's 95 % bootstrap confidence interval (1,000
 resamples of the test sentences, seed 12345; the signatures below). `p (permuted refs)`: the
-permutation-test p-value of the score against its shuffled-reference control (≤ 0.05: the outputs
-depend on their own videos). Pairwise significance between methods: `significance.md`. Every
-column is explained in README's "Reading the results"; — is a figure not measured on that run."""
+permutation-test p-value of the score against its shuffled-reference control (a score no better
+than its control does not come from the video; p ≤ 0.05: the outputs depend on their own
+videos). Pairwise significance between methods: `significance.md`. Every column is explained
+in README's "Reading the results"; — is a figure not measured on that run."""
 
 
 def headline_rows(rows: Sequence[dict[str, Any]], task: str) -> list[dict[str, Any]]:
@@ -275,7 +276,7 @@ def render_leaderboard(rows: Sequence[dict[str, Any]]) -> tuple[str, str]:
 def matrix_table(comp: Comparison) -> tuple[list[str], list[list[str]]]:
     """Header and body of one p-value matrix: a row per system (its score), a column per system;
     cell = p of the two differing by chance (bold when ≤ 0.05)."""
-    name = {"bleu4": "BLEU-4", "wer": "WER"}[comp.metric]
+    name = {"bleu4": "BLEU-4", "rouge_l": "ROUGE-L", "wer": "WER"}[comp.metric]
     header = ["system", name, *comp.labels]
     body = []
     for i, label in enumerate(comp.labels):

@@ -18,11 +18,11 @@ from harness.leaderboard.board import (
     DETAIL_COLUMNS,
     RECOGNITION_COLUMNS,
     TRANSLATION_COLUMNS,
-    signatures,
     extra_figures,
     headline_rows,
     matrix_table,
     methods_of,
+    signatures,
     unavailable_notes,
 )
 from harness.leaderboard.plots import CAPTIONS, PLOTS

@@ -3,10 +3,10 @@
 ``accuracy_vs_latency.png``: latency p50 per video (log x) against BLEU-4 (WER when no run has
 BLEU-4) with 95 % CI error bars, marker area proportional to the parameter count, one marker
 shape and colour per method. ``energy_per_video.png``: GPU energy per video of the runs that
-measured it. ``kernel_speedup.png``: grouped bars of the speedup vs eager per (op, mode, dtype, shape), one
-bar per backend (the newest row of each). The same rows give the same bytes: fixed figure size
-and DPI, matplotlib's default style (not the user's matplotlibrc), no PNG metadata. Layout of
-``results/``: ``docs/results-schema.md``.
+measured it. ``kernel_speedup.png``: grouped bars of the speedup vs eager per (op, mode, dtype,
+shape), one bar per backend (the newest row of each). The same rows give the same bytes: fixed
+figure size and DPI, matplotlib's default style (not the user's matplotlibrc), no PNG metadata.
+Layout of ``results/``: ``docs/results-schema.md``.
 """
 
 from __future__ import annotations

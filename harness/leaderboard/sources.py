@@ -26,12 +26,12 @@ if TYPE_CHECKING:  # harness.evaluate imports torch: only at call time (see read
 __all__ = [
     "BENCH_SOURCES",
     "RUN_SOURCES",
+    "ImportPlan",
     "Sources",
+    "check_outputs",
     "collect_inputs",
     "discover_runs",
     "import_sources",
-    "ImportPlan",
-    "check_outputs",
     "load_benchmark_file",
     "outputs_path",
     "plan_import",
@@ -123,7 +123,7 @@ def check_outputs(source: Path) -> list[dict[str, str]]:
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        where = f"{source}: line {lineno}"
+        where = f"{source}: per-sample outputs, line {lineno}"
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:

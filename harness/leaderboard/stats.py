@@ -62,24 +62,26 @@ class Comparison:
 
 def compare_runs(task: str, labels: Sequence[str], hypotheses: Sequence[Sequence[str]],
                  references: Sequence[str], *, lang: str, cleanup: str | None = None,
-                 title: str = "", test: str = "bs") -> Comparison:
-    """The p-value matrix of sacrebleu's paired test between every pair of systems: each system
-    in turn is the baseline of one :func:`~harness.metrics.significance.paired_tests` call."""
-    metric = HEADLINE_METRIC[task]
+                 title: str = "", test: str = "bs") -> list[Comparison]:
+    """The p-value matrices of sacrebleu's paired test between every pair of systems, one per
+    metric of the task (the headline metric first): each system in turn is the baseline of one
+    :func:`~harness.metrics.significance.paired_tests` call."""
     n = len(labels)
-    matrix: list[list[float | None]] = [[None] * n for _ in range(n)]
-    signature = ""
-    values: list[float] = [0.0] * n
+    found: dict[str, tuple[list[list[float | None]], list[float], str]] = {}
     for i in range(n):
         order = [i, *(j for j in range(n) if j != i)]
         res = paired_tests(task, [(labels[j], hypotheses[j]) for j in order], references,
-                           lang=lang, cleanup=cleanup, test=test)[metric]
-        signature = res["signature"]
-        values[i] = res["scores"][0]
-        for pos, j in enumerate(order[1:], start=1):
-            matrix[i][j] = res["p_values"][pos]
-    return Comparison(title, metric, tuple(labels), tuple(values),
-                      tuple(tuple(r) for r in matrix), signature, test)
+                           lang=lang, cleanup=cleanup, test=test)
+        for metric, r in res.items():
+            matrix, values, _ = found.setdefault(metric, ([[None] * n for _ in range(n)],
+                                                          [0.0] * n, ""))
+            values[i] = r["scores"][0]
+            for pos, j in enumerate(order[1:], start=1):
+                matrix[i][j] = r["p_values"][pos]
+            found[metric] = (matrix, values, r["signature"])
+    return [Comparison(title, metric, tuple(labels), tuple(values),
+                       tuple(tuple(row) for row in matrix), signature, test)
+            for metric, (matrix, values, signature) in found.items()]
 
 
 def significance(rows: Sequence[dict[str, Any]], outputs: dict[str, Any]
@@ -110,7 +112,7 @@ def significance(rows: Sequence[dict[str, Any]], outputs: dict[str, Any]
         comparisons.append(compare_runs(
             task, _labels(same),
             [outputs[m["_source"]].hypotheses for m in same], first.references, lang=lang,
-            cleanup=_cleanup(run0), title=f"{task} — {data} / {split}"))
+            cleanup=_cleanup(run0), title=f"{task} — {data} / {split}")[0])
     return comparisons, notes
 
 
