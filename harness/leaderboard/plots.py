@@ -79,6 +79,7 @@ def plot_accuracy_vs_latency(rows: Sequence[dict[str, Any]]) -> bytes | None:
     pmax = max(sizes_known) if sizes_known else None
     methods = sorted({r.get("_base", r["method"]) for r in points})
     ci_key = f"{metric} CI (±)"
+    configs = sorted({(r["profile"], r["backend"], r["device"]) for r in points})
     stacked: dict[tuple[float, float], int] = {}  # labels of coincident points go one above another
     xs = [r["latency p50 (ms)"] for r in points]
     ys = [r[metric] for r in points]
@@ -103,7 +104,9 @@ def plot_accuracy_vs_latency(rows: Sequence[dict[str, Any]]) -> bytes | None:
             seen.add(base)
             slot = stacked.get((x, y), 0)
             stacked[(x, y)] = slot + 1
-            label = f"{r['method']} {r['split']} ({r['profile']}, {r['backend']}, {r['device']})"
+            label = " ".join(filter(None, (r.get("_variant"), r["split"])))
+            if len(configs) > 1:
+                label += f" ({r['profile']}, {r['backend']}, {r['device']})"
             ax.annotate(
                 label, (x, y), textcoords="offset points", xytext=(7, 3 + 10 * slot), fontsize=7,
             )  # fmt: skip
@@ -121,7 +124,8 @@ def plot_accuracy_vs_latency(rows: Sequence[dict[str, Any]]) -> bytes | None:
         ax.tick_params(axis="x", which="minor", labelsize=7)
         ax.set_xlabel("latency p50 per video (ms, log scale)")
         ax.set_ylabel(f"{metric} ({'higher' if metric == 'BLEU-4' else 'lower'} is better)")
-        ax.set_title("Accuracy vs latency (95 % CI error bars; marker area ∝ parameters)")
+        where = "" if len(configs) > 1 else " — {}, {}, {}".format(*configs[0])
+        ax.set_title(f"Accuracy vs latency{where} (95 % CI error bars; marker area ∝ parameters)")
         ax.grid(True, which="both", alpha=0.3)
         legend = ax.legend(title="method", fontsize=8, loc="best")
         for handle in legend.legend_handles:
