@@ -246,6 +246,9 @@ def _detail_sections(rows: Sequence[dict[str, Any]]) -> list[str]:
         if extras:
             parts += ["", "Method-specific figures (run JSON `extra`):", ""]
             parts += [f"- {label}: {text}" for label, text in extras]
+        unavailable = unavailable_notes(members)
+        if unavailable:
+            parts += ["", "Unavailable figures (shown as —) and why:", "", *unavailable]
         parts.append("")
     return parts
 
@@ -266,9 +269,6 @@ def render_leaderboard(rows: Sequence[dict[str, Any]]) -> tuple[str, str]:
               "BLEU-1…3, latency p90, GPU power, distinct outputs, commit and date of every run; "
               "all figures at full precision in `leaderboard-full.csv`.", ""]
     parts += _detail_sections(rows)
-    unavailable = unavailable_notes(rows)
-    if unavailable:
-        parts += ["Unavailable figures (shown as —) and why:", "", *unavailable]
     md = "\n".join(parts).rstrip("\n") + "\n"
     return md, render_csv(LEADERBOARD_COLUMNS, rows)
 

@@ -45,7 +45,7 @@ th,td{border:1px solid #d0d7de;padding:.25rem .55rem}
 th{background:#f3f5f7;position:sticky;top:0}
 table.sortable th{cursor:pointer}table.sortable th:after{content:" \\2195";color:#8c959f}
 th[data-dir=asc]:after{content:" \\2191"}th[data-dir=desc]:after{content:" \\2193"}
-td.n{text-align:right;white-space:nowrap}tr:nth-child(even) td{background:#fafbfc}
+td+td{white-space:nowrap}td.n{text-align:right}tr:nth-child(even) td{background:#fafbfc}
 td.sig{font-weight:600;background:#e6f4ea!important}
 figure{margin:1rem 0 2rem}figure img{max-width:100%;border:1px solid #d0d7de}
 figcaption{color:#57606a;max-width:60rem}
@@ -172,10 +172,11 @@ def render_page(rows: Sequence[dict[str, Any]], comparisons: Sequence[Comparison
             if items:
                 details.append(f"<p>Method-specific figures (run JSON <code>extra</code>):</p>"
                                f"<ul>{items}</ul>")
-        notes = unavailable_notes(rows)
-        if notes:
-            details.append("<p>Unavailable figures (shown as —) and why:</p><ul>"
-                           + "".join(f"<li>{_e(n[2:])}</li>" for n in notes) + "</ul>")
+            notes = unavailable_notes(members)
+            if notes:
+                details.append("<p>Unavailable figures (shown as —) and why:</p><ul>"
+                               + "".join(f"<li>{_e(n[2:].replace('`', ''))}</li>" for n in notes)
+                               + "</ul>")
         section("details", "Details per method", "".join(details))
         section("runs", "Runs: device, commit, date", _runs_table(rows))
         section("signatures", "Metric signatures", "<ul>" + "".join(
