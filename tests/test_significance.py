@@ -165,3 +165,29 @@ def test_compare_rejects_runs_that_differ(tmp_path: Path, capsys: pytest.Capture
     assert "name other samples" in err and "sample 3 is 'somewhere_else'" in err
     assert main(["compare", str(a)]) == 2
     assert "at least two" in capsys.readouterr().err
+
+
+def test_chinese_is_scored_per_character() -> None:
+    """The ``slt`` protocol's CJK handling carries over: the CI's point estimates are the run
+    metrics' BLEU-4 and ROUGE-L, and the ROUGE-L signature names character tokens."""
+    refs = ["今天北京天气晴朗", "明天上海有小雨", "后天南方气温升高", "周末北方有大风",
+            "今晚东部多云", "下周西部降温"]
+    hyps = ["今天北京天气晴", "明天上海有雨", "后天南方气温下降", "周末北方有风", "今晚多云",
+            "下周西部升温"]
+    cis = confidence_intervals("translation", hyps, refs, lang="zh")
+    expected = translation_scores(hyps, refs, "zh")
+    assert cis["bleu4"]["score"] == pytest.approx(expected["bleu4"])
+    assert cis["rouge_l"]["score"] == pytest.approx(expected["rouge_l"])
+    assert "tok:char" in cis["rouge_l"]["signature"]
+    assert cis["bleu4"]["score"] > 0  # not one unsplit "word" per sentence
+
+
+def test_bad_input_is_named() -> None:
+    with pytest.raises(ValueError, match="unknown task"):
+        confidence_intervals("dance", ["a"], ["a"])
+    with pytest.raises(ValueError, match="at least two systems"):
+        paired_tests("translation", [("a", ["x"])], ["x"])
+    with pytest.raises(ValueError, match="unknown test"):
+        paired_tests("translation", [("a", ["x"]), ("b", ["y"])], ["x"], test="t")
+    with pytest.raises(ValueError):
+        confidence_intervals("translation", ["a", "b"], ["a"])  # counts differ

@@ -24,7 +24,7 @@ from sacrebleu.metrics.base import Metric, Score, Signature
 from sacrebleu.significance import PairedTest
 
 from harness.metrics.cleanup import CLEANUPS
-from harness.metrics.tokenize import check_pairs, tokenizer_for
+from harness.metrics.tokenize import check_pairs, is_cjk, tokenizer_for
 from harness.metrics.translation import ROUGE_BETA, _slt_bleu_text, rouge_l_fbeta
 
 __all__ = ["N_BOOTSTRAP", "N_TRIALS", "SEED", "confidence_intervals", "paired_tests"]
@@ -133,27 +133,29 @@ def _metrics(task: str, lang: str, cleanup: str | None) -> dict[str, Metric]:
     raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_METRICS)}")
 
 
-def _inputs(task: str, metric: str, hyps: list[str], refs: list[str], lang: str
-            ) -> tuple[list[str], list[str]]:
+def _inputs(metric: str, texts: list[str], lang: str) -> list[str]:
     """BLEU under ``slt`` scores CJK per character (the text is pre-split); the others as is."""
-    if metric == "bleu4":
-        return _slt_bleu_text(hyps, lang), _slt_bleu_text(refs, lang)
-    return hyps, refs
+    return _slt_bleu_text(texts, lang) if metric == "bleu4" else texts
 
 
-def _signature(task: str, name: str, metric: Metric, lang: str, cleanup: str | None,
+class _SentenceSignature(Signature):
+    """sacrebleu's signature (references, resamples, seed, version) plus the metric's own
+    settings, e.g. ``metric:rouge_l|nrefs:1|bs:1000|seed:12345|tok:whitespace|version:2.6.0``."""
+
+    def __init__(self, metric: str, settings: dict[str, str]) -> None:
+        super().__init__({"num_refs": 1})
+        self.info = {"metric": metric, **self.info, **settings}
+        self._abbr = {**self._abbr, "metric": "m", **{k: k for k in settings}}
+
+
+def _signature(name: str, metric: Metric, lang: str, cleanup: str | None,
                test: str | None = None) -> str:
     if name == "bleu4":
         sig = metric.get_signature()
+    elif name == "rouge_l":
+        sig = _SentenceSignature(name, {"tok": "char" if is_cjk(lang) else "whitespace"})
     else:
-        sig = Signature({"num_refs": 1})
-        sig.info = {"metric": name, **sig.info}
-        sig._abbr = {**sig._abbr, "metric": "m"}
-        if name == "rouge_l":
-            sig.info["tok"] = "char" if _slt_bleu_text(["ab"], lang) != ["ab"] else "whitespace"
-        else:
-            sig.info["cleanup"] = cleanup or "none"
-        sig._abbr.update({"tok": "tok", "cleanup": "cleanup"})
+        sig = _SentenceSignature(name, {"cleanup": cleanup or "none"})
     sig.update("seed", SEED)
     if test == "ar":
         sig.update("ar", N_TRIALS)
@@ -171,11 +173,11 @@ def confidence_intervals(task: str, hypotheses: Sequence[str], references: Seque
     out: dict[str, Any] = {}
     with _pinned_seed():
         for name, metric in _metrics(task, lang, cleanup).items():
-            h, r = _inputs(task, name, hyps, refs, lang)
-            score = metric.corpus_score(h, [r], n_bootstrap=N_BOOTSTRAP)
+            score = metric.corpus_score(_inputs(name, hyps, lang), [_inputs(name, refs, lang)],
+                                        n_bootstrap=N_BOOTSTRAP)
             out[name] = {"score": float(score.score), "mean": float(score._mean),
                          "ci": float(score._ci),
-                         "signature": _signature(task, name, metric, lang, cleanup)}
+                         "signature": _signature(name, metric, lang, cleanup)}
     return out
 
 
@@ -198,14 +200,14 @@ def paired_tests(task: str, systems: Sequence[tuple[str, Sequence[str]]],
     out: dict[str, Any] = {}
     with _pinned_seed():
         for name, metric in _metrics(task, lang, cleanup).items():
-            sys_inputs = [(n, _inputs(task, name, h, refs, lang)[0]) for n, h in named]
-            ref_input = _inputs(task, name, refs, refs, lang)[1]
+            sys_inputs = [(n, _inputs(name, h, lang)) for n, h in named]
+            ref_input = _inputs(name, refs, lang)
             n_samples = N_TRIALS if test == "ar" else N_BOOTSTRAP
             _, results = PairedTest(sys_inputs, {name: metric}, [ref_input], test_type=test,
                                     n_samples=n_samples, n_ar_confidence=-1)()
             (key,) = [k for k in results if k != "System"]
             res = results[key]
-            out[name] = {"signature": _signature(task, name, metric, lang, cleanup, test),
+            out[name] = {"signature": _signature(name, metric, lang, cleanup, test),
                          "scores": [float(r.score) for r in res],
                          "p_values": [None if r.p_value is None else float(r.p_value)
                                       for r in res]}
