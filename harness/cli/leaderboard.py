@@ -1,9 +1,9 @@
-"""``signbench leaderboard``: rebuild ``results/`` (tables and plots) from run JSONs and
-pytest-benchmark JSONs.
+"""``signbench leaderboard``: rebuild ``results/`` (tables, significance, plots, ``index.html``)
+from run JSONs and pytest-benchmark JSONs.
 
 Folders given to ``--runs`` are searched recursively for JSONs declaring a signbench run schema
 (``harness.leaderboard.discover_runs``); the tables and plots come from
-``harness.leaderboard.build_leaderboard``, which only reads the run JSONs.
+``harness.leaderboard.build_leaderboard``, which validates every input before it writes anything.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``leaderboard`` to ``signbench``'s subparsers."""
-    p = subparsers.add_parser("leaderboard", help="rebuild results/ tables and plots from JSON")
+    p = subparsers.add_parser("leaderboard", help="rebuild results/ and its web page from JSON")
     p.add_argument("--runs", nargs="*", default=["runs"],
                    help="run JSON files or folders of them (default: runs/)")
     p.add_argument("--bench", nargs="*", default=[],

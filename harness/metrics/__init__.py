@@ -8,6 +8,8 @@
   references: how much of a score comes from the input (see :mod:`harness.metrics.control`);
   :func:`permutation_p_value` — whether that gap is more than noise (a permutation test).
 - :func:`corpus_bleu` — one BLEU order alone, as :func:`translation_scores` computes it.
+- :func:`confidence_intervals`, :func:`paired_tests` — sacrebleu's bootstrap CIs and paired
+  significance tests of BLEU-4, ROUGE-L and WER (see :mod:`harness.metrics.significance`).
 
 Every result carries a ``signature`` string naming the protocol, tokenisation and library
 versions, so that a number in a results table can be reproduced.
@@ -16,7 +18,9 @@ versions, so that a number in a results table can be reproduced.
 from harness.metrics.cleanup import clean_phoenix_glosses
 from harness.metrics.control import permutation_p_value, shuffled_reference_control
 from harness.metrics.recognition import recognition_scores
+from harness.metrics.significance import confidence_intervals, paired_tests
 from harness.metrics.translation import corpus_bleu, translation_scores
 
-__all__ = ["clean_phoenix_glosses", "corpus_bleu", "permutation_p_value", "recognition_scores",
-           "shuffled_reference_control", "translation_scores"]
+__all__ = ["clean_phoenix_glosses", "confidence_intervals", "corpus_bleu", "paired_tests",
+           "permutation_p_value", "recognition_scores", "shuffled_reference_control",
+           "translation_scores"]
