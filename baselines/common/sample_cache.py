@@ -10,7 +10,10 @@ sample and reads it back afterwards. The numbers are the same (each method's tes
 
 What is shared here is the bookkeeping every such cache needs: outputs of a padded batch are cut
 to each sample's valid length and stored by a key (usually the sample name), and a later batch
-whose keys are all present is re-padded (with zeros) from them, with its mask. *When* a cache is
+whose keys are all present is re-padded (with zeros) from them, with its mask.
+:meth:`SampleCache.fetch` computes each missing sample *alone* (a batch of one, unpadded), so a
+cached row is a function of the sample only, never of the batch it first came in: a run resumed
+mid-stage (cache rebuilt from other batches) then trains on the very same bits. *When* a cache is
 valid is each method's own decision (which stage, which modules frozen, which config) — a method
 calls :meth:`SampleCache.clear` whenever that changes (a new stage, loaded weights).
 
@@ -21,7 +24,7 @@ cache keeps neither the autograd graph nor the padded batch's storage alive.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import torch
@@ -96,3 +99,18 @@ class SampleCache:
         lengths = torch.tensor([n for n, _ in entries], device=device)
         mask = torch.arange(int(lengths.max()), device=device)[None] < lengths[:, None]
         return _pad([rows for _, rows in entries]), mask
+
+    def fetch(self, keys: Sequence[Hashable],
+              compute_one: Callable[[int], tuple[Outputs, torch.Tensor]],
+              device: torch.device | str | None = None) -> tuple[Outputs, torch.Tensor]:
+        """(outputs, mask) of the batch from the cache, computing item ``i`` of a missing key
+        alone with ``compute_one(i) -> (outputs (1, T', ...), mask (1, T'))`` and storing it
+        first. A hit and a miss hand on the same bits, whatever batch the sample is in."""
+        for i, key in enumerate(keys):
+            if key not in self._rows:
+                outputs, mask = compute_one(i)
+                self.store([key], outputs, mask.sum(1))
+        found = self.lookup(keys, device=device)
+        if found is None:
+            raise ValueError("SampleCache.fetch: no keys given")
+        return found
