@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import math
 import random
 import shutil
@@ -98,6 +99,9 @@ class TrainConfig:
     dataset: str = "synthetic"
     progress: bool = True
     callbacks: list[Callable[..., None]] = field(default_factory=list)
+    #: further settings that change the result (resolution, sizes, overrides, ...): part of the
+    #: checkpoint fingerprint, so ``resume`` refuses a checkpoint written with others
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "eval_batch_size", "eval_every_epochs",
@@ -209,9 +213,27 @@ class Trainer:
     # -- checkpoints ---------------------------------------------------------------------------
 
     def _fingerprint(self) -> dict[str, Any]:
-        return {"stages": [[s.name, s.epochs, s.lr, s.scheduler] for s in self.stages],
-                "batch_size": self.config.batch_size, "seed": self.config.seed,
-                "world_size": self.info.world_size, "train_size": len(self.train_data)}
+        """Every setting that changes the trajectory (``resume`` refuses a checkpoint whose
+        fingerprint differs): the full stage schedule, batching, seed, ranks, the data, the
+        method's configuration and the caller's ``TrainConfig.settings``."""
+        fingerprint = {"stages": [asdict(s) for s in self.stages],
+                       "batch_size": self.config.batch_size, "seed": self.config.seed,
+                       "world_size": self.info.world_size, "train_size": len(self.train_data),
+                       "train_names": _digest([s.name for s in self.train_data]),
+                       "method_config": self.method.config_dict(), **self.config.settings}
+        return json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
+
+    def _check_fingerprint(self, found: dict[str, Any] | None) -> None:
+        """Refuse to resume from a checkpoint written with other settings, naming them."""
+        mine = self._fingerprint()
+        found = found if isinstance(found, dict) else {}
+        differ = sorted(k for k in set(found) | set(mine) if found.get(k) != mine.get(k))
+        if differ:
+            detail = "; ".join(f"{k}: checkpoint {_short(found.get(k))}, this run "
+                               f"{_short(mine.get(k))}" for k in differ)
+            raise ValueError(f"{self.ckpt_dir / 'last.json'}: cannot resume, the checkpoint was "
+                             f"written with other settings ({detail}); use the same settings, "
+                             f"another output folder, or no --resume")
 
     def _save(self, name: str, pointers: tuple[str, ...], meta: dict[str, Any],
               trainer_state: dict[str, Any]) -> None:
@@ -286,11 +308,7 @@ class Trainer:
         if cfg.resume and ckpt.has_checkpoint(self.ckpt_dir):
             found = ckpt.load_checkpoint(self.ckpt_dir)
             meta = found.meta
-            if meta.get("fingerprint") != self._fingerprint():
-                raise ValueError(f"{self.ckpt_dir / 'last.json'}: the checkpoint was written "
-                                 f"with other settings {meta.get('fingerprint')} than this run "
-                                 f"{self._fingerprint()}; use another output folder or no "
-                                 f"--resume")
+            self._check_fingerprint(meta.get("fingerprint"))
             ckpt.restore_model(method, found)
             position = dict(meta["position"])
             best = meta.get("best")
@@ -477,6 +495,15 @@ class Trainer:
             scaler.update()
             scheduler.step()
         return logged
+
+
+def _digest(values: Sequence[Any]) -> str:
+    return hashlib.blake2b(json.dumps(list(values)).encode(), digest_size=8).hexdigest()
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def train_config_dict(config: TrainConfig) -> dict[str, Any]:
