@@ -81,7 +81,9 @@ def positive(name: str) -> Callable[[str], int]:
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    """``["a=1", "b=mixup"]`` → ``{"a": 1, "b": "mixup"}`` (JSON values where they parse)."""
+    """``["a=1", "b=mixup"]`` → ``{"a": 1, "b": "mixup"}`` (JSON values where they parse); the
+    method then parses each against its config field's type (``SLTMethod.coerce_overrides``:
+    ``use_sst=False`` is the bool False, ``use_sst=maybe`` an error)."""
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, raw = item.partition("=")

@@ -5,9 +5,9 @@ efficiency and write the run JSONs (``harness.runner.run_methods``); then rebuil
 with ``harness.leaderboard.build_leaderboard`` from the new runs and print the leaderboard. A
 method that fails is recorded as a value (``<out>/failures/<method>.json`` and a printed line);
 the others still run and the exit status is 1. ``--set key=value`` passes an override to every
-method's builder (ablations, e.g. ``--set fusion=mixup``); values are parsed as JSON when they
-parse (``3``, ``0.5``, ``true``, ``null``, ``[1,2]``) and kept as strings otherwise
-(:func:`harness.cli.common.parse_overrides`).
+method's builder (ablations, e.g. ``--set fusion=mixup``); values are read as JSON when they
+parse (``3``, ``[1,2]``), else kept as strings (:func:`harness.cli.common.parse_overrides`), then
+parsed against the method's config field types (``SLTMethod.coerce_overrides``).
 
 User errors raise ``ValueError`` with a message naming the problem; ``harness.cli.main`` prints
 it as one line. ``--lang`` outside the supported languages is refused before anything runs.
