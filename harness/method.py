@@ -364,6 +364,15 @@ class SLTMethod(nn.Module):
     def on_fit_end(self) -> None:
         """Called by the trainer once training has finished."""
 
+    def resume_state(self) -> dict[str, Any]:
+        """In-memory state the hooks keep across epochs (e.g. SignX's top-k snapshots), as
+        tensors, lists, dicts and numbers: saved with every checkpoint and handed back to
+        :meth:`load_resume_state` on resume, so a resumed run continues exactly. ``{}``: none."""
+        return {}
+
+    def load_resume_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`resume_state` returned (on resume, before training goes on)."""
+
     def param_report(self) -> dict[str, Any] | None:
         """Parameter counts per component for ``signbench params`` (works on ``meta``);
         ``None``: the plain total / trainable counts."""

@@ -177,6 +177,73 @@ def test_runner_fingerprint_covers_resolution_sizes_and_overrides(tmp_path, monk
     assert {"dataset", "lang", "profile", "backend"} <= set(seen)
 
 
+class _Kill(Exception):
+    pass
+
+
+def test_hook_state_survives_a_resume(tmp_path):
+    """What ``on_epoch_end`` keeps in memory (SignX's top-k snapshots) is saved with every
+    checkpoint (``resume_state``) and restored on resume, so the resumed run ends the same."""
+    from test_trainer import ToySeq2Seq, toy_data
+
+    class Remembering(ToySeq2Seq):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.seen: list[float] = []
+
+        def on_epoch_end(self, record):
+            self.seen.append(record["losses"]["loss"])
+
+        def resume_state(self):
+            return {"seen": torch.tensor(self.seen, dtype=torch.float64)}
+
+        def load_resume_state(self, state):
+            self.seen = state["seen"].tolist()
+
+    tr, dv, tok = toy_data()
+
+    def run(ckdir, resume=False, callbacks=()):
+        torch.manual_seed(0)
+        m = Remembering(tokenizer=tok, epochs=(1, 3))
+        cfg = TrainConfig(batch_size=8, seed=1, progress=False, checkpoint_dir=ckdir,
+                          checkpoint_every_steps=4, resume=resume, callbacks=list(callbacks))
+        return m, Trainer(m, tr, dv, cfg).fit()
+
+    ref, _ = run(tmp_path / "a")
+
+    def kill(trainer, state, losses):
+        if trainer.global_step == 17:  # 2nd epoch of stage 2, after the step-16 checkpoint
+            raise _Kill
+
+    with pytest.raises(_Kill):
+        run(tmp_path / "b", callbacks=[kill])
+    resumed, result = run(tmp_path / "b", resume=True)
+    assert result.resumed_from is not None and len(ref.seen) == 4
+    assert resumed.seen == ref.seen
+
+
+def test_signx_averager_state_round_trips_through_a_checkpoint(tmp_path):
+    import io
+
+    from baselines.signx.averaging import TopKAverager
+
+    module = torch.nn.Linear(3, 2)
+    a = TopKAverager(k=2)
+    for wer in (30.0, 20.0, 25.0):
+        with torch.no_grad():
+            module.weight.add_(1.0)
+        a.consider(wer, module)
+    buffer = io.BytesIO()
+    torch.save({"method_state": {"averager": a.state()}}, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=True)["method_state"]["averager"]
+    b = TopKAverager(k=2)
+    b.load_state(loaded)
+    assert b.metrics == a.metrics == [20.0, 25.0]
+    for key, value in a.average().items():
+        assert torch.equal(b.average()[key], value)
+
+
 # ------------------------------------------------------------- frozen-feature cache, exactness
 
 

@@ -30,6 +30,8 @@ from typing import Any
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
+from harness.data.batching import Batch
+
 #: a cacheable output: a (B, T, ...) tensor, a dict of outputs, or None
 Outputs = Any
 
@@ -54,6 +56,33 @@ def _pad(rows: Sequence[Outputs]) -> Outputs:
     if isinstance(rows[0], dict):
         return {k: _pad([r[k] for r in rows]) for k in rows[0]}
     return pad_sequence(list(rows), batch_first=True)
+
+
+def one_sample(batch: Batch, i: int) -> Batch:
+    """Item ``i`` of ``batch`` as a batch of one with every stream cut to its own length (what
+    ``collate([sample])`` gives): the input :meth:`SampleCache.fetch`'s ``compute_one`` runs on."""
+
+    def cut(x: Any, n: int | None) -> Any:
+        if isinstance(x, dict):
+            return {k: cut(v, n) for k, v in x.items()}
+        if isinstance(x, torch.Tensor):
+            return x[i:i + 1, :n] if x.dim() >= 2 else x[i:i + 1]
+        return x
+
+    def length(lengths: torch.Tensor | None) -> int | None:
+        return None if lengths is None else int(lengths[i])
+
+    lens = {s: length(batch.stream_lengths.get(s)) for s in batch.inputs}
+    text_n, gloss_n = length(batch.text_lengths), length(batch.gloss_lengths)
+    return Batch(
+        names=[batch.names[i]], lengths=batch.lengths[i:i + 1],
+        inputs={s: cut(x, lens[s]) for s, x in batch.inputs.items()},
+        masks={s: cut(m, lens.get(s)) for s, m in batch.masks.items()},
+        stream_lengths={s: v[i:i + 1] for s, v in batch.stream_lengths.items()},
+        signers=batch.signers[i:i + 1], texts=batch.texts[i:i + 1],
+        glosses=batch.glosses[i:i + 1], text_ids=cut(batch.text_ids, text_n),
+        text_mask=cut(batch.text_mask, text_n), text_lengths=cut(batch.text_lengths, None),
+        gloss_ids=cut(batch.gloss_ids, gloss_n), gloss_lengths=cut(batch.gloss_lengths, None))
 
 
 def repad(outputs: Outputs, lengths: torch.Tensor | Sequence[int]) -> Outputs:

@@ -17,7 +17,8 @@ back-propagated, every entry is logged, and the entries ``stage.losses`` names m
   from ``last``; the trajectory settings must match. The next stage starts from the last weights;
   after the final stage its best weights are loaded back.
 * Optional hooks: ``on_epoch_end(record)`` and ``on_fit_end()`` (e.g. SignX's checkpoint
-  averaging); their in-memory state starts afresh on resume.
+  averaging); the state they keep (``resume_state()``) is saved with every checkpoint and
+  restored on resume (``load_resume_state``).
 * Distributed (``torchrun``, :mod:`harness.train.distributed`): DDP per stage, data sharded by
   the sampler, dev evaluation and writes on rank 0 (the metric is broadcast); ``batch_size`` is
   per rank.
@@ -238,6 +239,7 @@ class Trainer:
     def _save(self, name: str, pointers: tuple[str, ...], meta: dict[str, Any],
               trainer_state: dict[str, Any]) -> None:
         if self.ckpt_dir is not None and self.info.is_main:
+            trainer_state = {**trainer_state, "method_state": self.method.resume_state()}
             ckpt.save_checkpoint(self.ckpt_dir, name, self.method, trainer_state, meta, pointers)
         dist_utils.barrier()
 
@@ -315,7 +317,8 @@ class Trainer:
             history = list(meta.get("history", []))
             wall_before = float(meta.get("wall_s", 0.0))
             self.global_step = int(meta["global_step"])
-            resume_state = found.trainer
+            resume_state = dict(found.trainer)
+            method.load_resume_state(resume_state.pop("method_state", None) or {})
             resumed_from = {"checkpoint": found.path.name, **position,
                             "global_step": self.global_step}
         elif self.ckpt_dir is not None and self.info.is_main and self.ckpt_dir.exists():
