@@ -71,6 +71,23 @@ def test_set_numbers_tuples_optionals_and_choices():
         hypersign_with(nope=1)
 
 
+def test_every_config_field_of_every_method_takes_its_own_default():
+    """The typed parser knows every field type the five configs use: each default parses back
+    to itself, with its type (tuples of tuples, optionals, dicts included)."""
+    from dataclasses import fields
+
+    from harness.method import builder_class, registered
+
+    baselines.list_methods()
+    for key in ("hypersign", "signfuse", "hfa", "signx", "signbind"):
+        cls = builder_class(registered()[key])
+        base = cls.config_class()
+        defaults = {f.name: getattr(base, f.name) for f in fields(cls.config_class)}
+        parsed = cls.coerce_overrides(defaults)
+        for name, value in defaults.items():
+            assert parsed[name] == value and type(parsed[name]) is type(value), (key, name)
+
+
 def test_set_variant_name_is_the_typed_value(tmp_path):
     """``use_sst=False`` and ``use_sst=false`` are one run: the variant uses the typed value."""
     from harness.runner import method_class, variant_name
