@@ -230,8 +230,7 @@ class Trainer:
         found = found if isinstance(found, dict) else {}
         differ = sorted(k for k in set(found) | set(mine) if found.get(k) != mine.get(k))
         if differ:
-            detail = "; ".join(f"{k}: checkpoint {_short(found.get(k))}, this run "
-                               f"{_short(mine.get(k))}" for k in differ)
+            detail = "; ".join(_difference(k, found.get(k), mine.get(k)) for k in differ)
             raise ValueError(f"{self.ckpt_dir / 'last.json'}: cannot resume, the checkpoint was "
                              f"written with other settings ({detail}); use the same settings, "
                              f"another output folder, or no --resume")
@@ -507,6 +506,20 @@ def _digest(values: Sequence[Any]) -> str:
 def _short(value: Any, limit: int = 120) -> str:
     text = json.dumps(value, sort_keys=True, default=str)
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _difference(path: str, old: Any, new: Any) -> str:
+    """``"stages[2].lr: checkpoint 0.001, this run 0.003"``: the first place two JSON values
+    differ, for the resume refusal."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key):
+                return _difference(f"{path}.{key}", old.get(key), new.get(key))
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        for i, (a, b) in enumerate(zip(old, new, strict=True)):
+            if a != b:
+                return _difference(f"{path}[{i}]", a, b)
+    return f"{path}: checkpoint {_short(old)}, this run {_short(new)}"
 
 
 def train_config_dict(config: TrainConfig) -> dict[str, Any]:
