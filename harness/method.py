@@ -17,6 +17,11 @@ application (an evaluator) is passed in as an :class:`Evaluator`. See ``docs/arc
 from __future__ import annotations
 
 import contextlib
+import json
+import math
+import re
+import types
+import typing
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any, ClassVar, Protocol
@@ -159,6 +164,123 @@ def check_bounds(config: Any, *, positive: Sequence[str] = (),
                 raise ConfigError(f"{owner}.{name} must be {rule}, got {value}")
 
 
+_TRUE = ("true", "1", "yes")
+_FALSE = ("false", "0", "no")
+_NONE = ("none", "null")
+
+
+class _Mismatch(Exception):
+    """A value that does not fit a type; ``expected`` says what would."""
+
+    def __init__(self, expected: str) -> None:
+        super().__init__(expected)
+        self.expected = expected
+
+
+def type_name(tp: Any) -> str:
+    """``int``, ``str | None``, ``tuple[int, ...]``: a field type as people write it."""
+    if tp is type(None):
+        return "None"
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_name(a) for a in args)
+    if origin is not None:
+        inner = ", ".join("..." if a is Ellipsis else type_name(a) for a in args)
+        return f"{getattr(origin, '__name__', str(origin))}[{inner}]"
+    return getattr(tp, "__name__", str(tp))
+
+
+def coerce(tp: Any, value: Any) -> Any:
+    """``value`` (a ``--set`` string or a JSON / Python value) as type ``tp``, else raise
+    ``_Mismatch``. Booleans: true/false/1/0/yes/no in any case and nothing else; numbers must
+    parse (finite); ``X | None`` also takes none/null; tuples and lists take a JSON list or
+    comma-separated text, element by element, a fixed-length tuple that many; dicts JSON."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and (value is None or (isinstance(value, str)
+                                                     and value.strip().lower() in _NONE)):
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return coerce(arg, value)
+            except _Mismatch:
+                continue
+        raise _Mismatch(f"a {type_name(tp)}")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower() if isinstance(value, (str, int)) else None
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise _Mismatch("a bool (true/false/1/0/yes/no, any case)")
+    if tp is int:
+        if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+            return int(value)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise _Mismatch("an int")
+    if tp is float:
+        number = value
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                raise _Mismatch("a float") from None
+        if isinstance(number, bool) or not isinstance(number, (int, float)) \
+                or not math.isfinite(number):
+            raise _Mismatch("a float (finite)")
+        return float(number)
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)  # a number-looking --set value for a text field (a path, a name)
+        raise _Mismatch("a str")
+    if origin in (tuple, list):
+        items = value
+        if isinstance(value, str):
+            try:
+                items = json.loads(value)
+            except json.JSONDecodeError:
+                items = [part.strip() for part in value.split(",") if part.strip()]
+            if not isinstance(items, list):
+                items = [items]
+        if not isinstance(items, (list, tuple)):
+            raise _Mismatch(f"a {type_name(tp)} (a JSON list or comma-separated values)")
+        if origin is list or (len(args) == 2 and args[1] is Ellipsis) or not args:
+            element = args[0] if args else Any
+            parsed = [_element(element, v, tp) for v in items]
+        else:
+            if len(items) != len(args):
+                raise _Mismatch(f"a {type_name(tp)} ({len(args)} values, got {len(items)})")
+            parsed = [_element(a, v, tp) for a, v in zip(args, items, strict=True)]
+        return parsed if origin is list else tuple(parsed)
+    if origin is dict or tp is dict:
+        mapping = value
+        if isinstance(value, str):
+            try:
+                mapping = json.loads(value)
+            except json.JSONDecodeError:
+                raise _Mismatch(f"a {type_name(tp)} (a JSON object)") from None
+        if not isinstance(mapping, dict):
+            raise _Mismatch(f"a {type_name(tp)} (a JSON object)")
+        return dict(mapping)
+    if isinstance(tp, type) and not isinstance(value, tp):
+        raise _Mismatch(f"a {type_name(tp)}")
+    return value
+
+
+def _element(tp: Any, value: Any, whole: Any) -> Any:
+    try:
+        return coerce(tp, value)
+    except _Mismatch as e:
+        raise _Mismatch(f"a {type_name(whole)} (element {value!r} is not {e.expected})") from None
+
+
 class SLTMethod(nn.Module):
     """Base class of every method (see the module docstring for the contract)."""
 
@@ -242,6 +364,15 @@ class SLTMethod(nn.Module):
     def on_fit_end(self) -> None:
         """Called by the trainer once training has finished."""
 
+    def resume_state(self) -> dict[str, Any]:
+        """In-memory state the hooks keep across epochs (e.g. SignX's top-k snapshots), as
+        tensors, lists, dicts and numbers: saved with every checkpoint and handed back to
+        :meth:`load_resume_state` on resume, so a resumed run continues exactly. ``{}``: none."""
+        return {}
+
+    def load_resume_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`resume_state` returned (on resume, before training goes on)."""
+
     def param_report(self) -> dict[str, Any] | None:
         """Parameter counts per component for ``signbench params`` (works on ``meta``);
         ``None``: the plain total / trainable counts."""
@@ -254,13 +385,11 @@ class SLTMethod(nn.Module):
     # -- helpers -----------------------------------------------------------------------------
 
     @classmethod
-    def build_config(cls, base: Any, overrides: Mapping[str, Any]) -> Any:
-        """``base`` (a ``config_class`` instance) with ``overrides`` applied and validated.
-
-        Unknown fields raise :class:`ConfigError` naming the method and the known fields; a
-        list given for a tuple field (JSON / ``--set`` values) becomes a tuple; the config's
-        own ``validate()`` runs last.
-        """
+    def coerce_overrides(cls, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """``overrides`` parsed against the types of ``config_class``'s fields (:func:`coerce`):
+        ``--set`` strings and JSON values become the field's type, or a :class:`ConfigError`
+        names the method, the field, the value and the expected type. Unknown fields raise a
+        :class:`ConfigError` listing the known ones."""
         config_class = cls.config_class
         if config_class is None or not is_dataclass(config_class):
             raise TypeError(f"{cls.__name__}.config_class must be a dataclass")
@@ -268,13 +397,32 @@ class SLTMethod(nn.Module):
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise ConfigError(f"{cls.key}: unknown override(s) {unknown}; known: {sorted(known)}")
-        values = {name: tuple(value) if isinstance(value, list)
-                  and isinstance(getattr(base, name), tuple) else value
-                  for name, value in overrides.items()}
-        config = replace(base, **values)
+        hints = typing.get_type_hints(config_class)
+        out = {}
+        for name, value in overrides.items():
+            try:
+                out[name] = coerce(hints.get(name, Any), value)
+            except _Mismatch as e:
+                raise ConfigError(f"{cls.key}: {name}={value!r} is not {e.expected}") from None
+        return out
+
+    @classmethod
+    def build_config(cls, base: Any, overrides: Mapping[str, Any]) -> Any:
+        """``base`` (a ``config_class`` instance) with ``overrides`` applied and validated.
+
+        Values are parsed against the fields' types (:meth:`coerce_overrides`); the config's
+        own ``validate()`` runs last, its :class:`ConfigError` prefixed with the method key.
+        """
+        config = replace(base, **cls.coerce_overrides(overrides))
         validate = getattr(config, "validate", None)
         if callable(validate):
-            validate()
+            try:
+                validate()
+            except ConfigError as e:
+                message = str(e)
+                if not message.startswith(f"{cls.key}:"):
+                    raise ConfigError(f"{cls.key}: {message}") from None
+                raise
         return config
 
     def frames_per_batch(self, batch: Batch) -> int:

@@ -260,11 +260,12 @@ def run_method(key: str, dataset: str = "synthetic", lang: str | None = None,
                resume: bool = False, overrides: Mapping[str, Any] | None = None, *,
                root: str | Path | None = None, batch_size: int | None = None,
                checkpoint_every_steps: int | None = None, measure_iters: int | None = None,
-               progress: bool = True) -> list[dict[str, Any]]:
+               progress: bool = True, callbacks: Sequence[Any] = ()) -> list[dict[str, Any]]:
     """Train, evaluate (dev, test), measure and write run JSONs for method ``key``.
 
     Returns the run dicts (already validated and written; :func:`run_path` gives each file).
     Sizes/resolution/language default per profile (docs/components.md, "harness.runner").
+    ``callbacks`` are handed to the trainer (``TrainConfig.callbacks``).
     """
     from harness import ops
     from harness.evaluate import evaluate_split, measure_method
@@ -278,6 +279,10 @@ def run_method(key: str, dataset: str = "synthetic", lang: str | None = None,
     if epochs is not None and epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     cls = method_class(key)
+    if overrides and getattr(cls, "config_class", None) is not None:
+        # typed now (ConfigError naming the field otherwise): the variant name is canonical,
+        # --set use_sst=False and use_sst=false name the same run
+        overrides = cls.coerce_overrides(overrides)
     dev = resolve_device(device)
     if backend is not None:
         resolve_backend(backend, dev)  # unknown / unavailable backend: a clear error now
@@ -316,7 +321,12 @@ def run_method(key: str, dataset: str = "synthetic", lang: str | None = None,
         checkpoint_every_steps=checkpoint_every_steps,
         length_penalty=float(method.length_penalty),
         max_len=int(method.max_len), lang=lang, dataset=dataset,
-        progress=progress)
+        progress=progress, callbacks=list(callbacks),
+        # the checkpoint fingerprint: --resume refuses a checkpoint written with other settings
+        settings=_json_safe({"dataset": dataset, "lang": lang, "profile": profile,
+                             "backend": backend_name, "resolution": resolution,
+                             "train_size": train_size, "eval_size": eval_size,
+                             "overrides": dict(overrides or {})}))
     backend_ctx = ops.use_backend(backend) if backend is not None else contextlib.nullcontext()
     with backend_ctx:
         trainer = Trainer(method, data["train"], data["dev"], cfg,

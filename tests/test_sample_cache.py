@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from baselines.common.sample_cache import SampleCache, repad
+from baselines.common.sample_cache import SampleCache, one_sample, repad
 
 
 def _batch(lengths: list[int], dim: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,3 +77,47 @@ def test_bad_input_is_named():
         cache.store(["a", "b"], [x], [2, 2])
     with pytest.raises(ValueError, match=r"\(B, T, \.\.\.\) tensors, got shape \(2,\)"):
         cache.store(["a", "b"], torch.ones(2), [1, 1])
+
+
+def test_fetch_computes_each_missing_sample_alone():
+    """``fetch`` runs ``compute_one`` once per missing key on that sample alone, stores it, and
+    hands on what ``lookup`` would: a hit and a miss give the same bits in any batch."""
+    x, mask = _batch([4, 2, 5])
+    calls = []
+
+    def one(i):
+        calls.append(i)
+        n = int(mask[i].sum())
+        return {"f": x[i:i + 1, :n] * 2}, mask[i:i + 1, :n]
+
+    cache = SampleCache()
+    out, got = cache.fetch(["a", "b", "c"], one)
+    assert calls == [0, 1, 2]
+    torch.testing.assert_close(out["f"][2], 2 * x[2], rtol=0, atol=0)
+    assert torch.equal(got, mask) and torch.all(out["f"][1, 2:] == 0)
+    again, _ = cache.fetch(["c", "a"], one)
+    assert calls == [0, 1, 2]  # all hits
+    assert torch.equal(again["f"][0], out["f"][2])
+
+
+def test_one_sample_cuts_every_stream_to_its_own_length():
+    from conftest import synthetic_split
+
+    from harness.data.batching import collate
+    from harness.text import train_tokenizer
+
+    samples = synthetic_split("train", 3, resolution=16)
+    tok = train_tokenizer([s.text for s in samples], vocab_size=100, lang="de")
+    streams = ("frames", "keypoints", "poses")
+    batch = collate(samples, streams=streams, text_tokenizer=tok)
+    for i, s in enumerate(samples):
+        alone = collate([s], streams=streams, text_tokenizer=tok)
+        got = one_sample(batch, i)
+        assert got.names == alone.names and torch.equal(got.lengths, alone.lengths)
+        for stream in ("frames", "keypoints"):
+            assert torch.equal(got.inputs[stream], alone.inputs[stream])
+            assert torch.equal(got.masks[stream], alone.masks[stream])
+        for k, v in alone.inputs["poses"].items():
+            assert torch.equal(got.inputs["poses"][k], v)
+        assert torch.equal(got.text_ids, alone.text_ids)
+        assert torch.equal(got.text_mask, alone.text_mask)

@@ -301,8 +301,9 @@ def test_config_errors_and_paper_param_report():
         SignBind("tiny", fusionn="gate")
     with pytest.raises(ConfigError, match="fusion"):
         SignBind("tiny", fusion="sum")
-    with pytest.raises(ConfigError, match="use_lipreading"):
-        SignBind("tiny", use_lipreading="no")
+    with pytest.raises(ConfigError, match="use_lipreading='maybe' is not a bool"):
+        SignBind("tiny", use_lipreading="maybe")
+    assert SignBind("tiny", use_lipreading="no").config.use_lipreading is False  # --set text
     with torch.device("meta"):
         method = SignBind("paper")
     report = method.param_report()

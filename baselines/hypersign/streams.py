@@ -3,7 +3,8 @@
 Per stream a light feature extractor (``baselines.common.encoders``: RGB CNN / keypoint MLP, T/4
 downsampling) and a VL-mapper. Frozen extractors (after stage 1) run as TS-SLT's offline feature
 extraction — eval mode, no autograd — and their outputs are cached per training sample
-(``cache_features``; never in evaluation). Streams of unequal length are cut to the shorter one.
+(``cache_features``; never in evaluation; each sample extracted alone, so a resumed run's
+rebuilt cache holds the same bits). Streams of unequal length are cut to the shorter one.
 Design notes: ``docs/methods/hypersign.md``.
 """
 
@@ -75,12 +76,13 @@ class StreamsMixin:
             return self._extract(encoder, x_in, m_in)
         keys = [(stream, name, int(n)) for name, n in zip(batch.names, m_in.sum(1).tolist(),
                                                             strict=True)]
-        cached = self._feature_cache.lookup(keys, device=m_in.device)
-        if cached is not None:
-            return cached
-        x, mask = self._extract(encoder, x_in, m_in)
-        self._feature_cache.store(keys, x, mask.sum(1))
-        return x, mask
+
+        def one(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+            # alone and unpadded: the cached row never depends on the batch it first came in
+            n = keys[i][2]
+            return self._extract(encoder, x_in[i:i + 1, :n], m_in[i:i + 1, :n])
+
+        return self._feature_cache.fetch(keys, one, device=m_in.device)
 
     def clear_feature_cache(self) -> None:
         """Forget cached extractor outputs (new stage, new weights)."""

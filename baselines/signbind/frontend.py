@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from baselines.common.sample_cache import SampleCache
+from baselines.common.sample_cache import SampleCache, one_sample
 from baselines.common.vit import VisionTransformer
 from baselines.signbind.config import SignBindConfig
 from harness.data.batching import Batch
@@ -133,13 +133,13 @@ class VisualFrontend:
 
     def frame_features(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Strided frame features (B, T', D) and mask (cached while frozen, ``_cached``)."""
-        return self._cached(batch, "frame", lambda: self._video_features(
-            batch, "frames", self.frame_encoder, "frontend"))
+        return self._cached(batch, "frame", lambda b: self._video_features(
+            b, "frames", self.frame_encoder, "frontend"))
 
     def lip_features(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Strided mouth-crop features and mask (cached while frozen, ``_cached``)."""
-        return self._cached(batch, "lip", lambda: self._video_features(
-            batch, "lips", self.lip_encoder, "lip_frontend"))
+        return self._cached(batch, "lip", lambda b: self._video_features(
+            b, "lips", self.lip_encoder, "lip_frontend"))
 
     def _video_features(self, batch: Batch, stream: str, encoder: nn.Module, stage: str
                         ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -154,18 +154,17 @@ class VisualFrontend:
         return feats, mask
 
     def _cached(self, batch: Batch, key: str,
-                compute: Callable[[], tuple[torch.Tensor, torch.Tensor]]
+                compute: Callable[[Batch], tuple[torch.Tensor, torch.Tensor]]
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``compute()`` → (feats (B, T, D), mask), cached per sample name while the stage
-        keeps the producing encoder frozen (``training_step`` only, never ``generate``)."""
+        """``compute(batch)`` → (feats (B, T, D), mask), cached per sample name while the stage
+        keeps the producing encoder frozen (``training_step`` only, never ``generate``); a
+        missing sample is computed alone and unpadded, so its row never depends on its batch
+        (exact resume)."""
         cache = self._feature_cache.get(key) if self._in_training_step else None
-        hit = cache.lookup(batch.names, batch.lengths.device) if cache is not None else None
-        if hit is not None:
-            return hit
-        feats, mask = compute()
-        if cache is not None:
-            cache.store(batch.names, feats, mask.sum(1))
-        return feats, mask
+        if cache is None:
+            return compute(batch)
+        return cache.fetch(batch.names, lambda i: compute(one_sample(batch, i)),
+                           batch.lengths.device)
 
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "VisualFrontend", "build_vit", "center_features",

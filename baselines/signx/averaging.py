@@ -11,6 +11,7 @@ counters means nothing. Notes: ``docs/methods/signx.md``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -85,6 +86,16 @@ class TopKAverager:
     def clear(self) -> None:
         self.entries.clear()
         self._seen = 0
+
+    def state(self) -> dict[str, Any]:
+        """The kept snapshots as plain lists / tensors (saved with a training checkpoint)."""
+        return {"seen": self._seen,
+                "entries": [[metric, seen, snap] for metric, seen, snap in self.entries]}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state` returned (a resumed run keeps its snapshots)."""
+        self._seen = int(state.get("seen", 0))
+        self.entries = [(float(m), int(n), dict(snap)) for m, n, snap in state.get("entries", [])]
 
 
 __all__ = ["TopKAverager", "average_state_dicts"]

@@ -322,6 +322,14 @@ class SignX(SignXInputs):
         """Trainer hook after training: average the kept snapshots (see ``average_top_k``)."""
         self.average_best_checkpoints()
 
+    def resume_state(self) -> dict[str, Any]:
+        """The averager's snapshots, saved with each checkpoint (exact resume)."""
+        return {"averager": self.averager.state()}
+
+    def load_resume_state(self, state: Mapping[str, Any]) -> None:
+        if "averager" in state:
+            self.averager.load_state(state["averager"])
+
     def _averaged_modules(self) -> nn.Module:
         parts = {"recognizer": self.recognizer}
         if self.config.pipeline == "latent" and (self.config.finetune_pose_encoder

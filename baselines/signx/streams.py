@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from baselines.common.sample_cache import SampleCache, repad
+from baselines.common.sample_cache import SampleCache, one_sample, repad
 from baselines.signx.config import SignXConfig
 from baselines.signx.latent import Pose2Gloss, Vid2Pose
 from baselines.signx.recognizer import ResNetTeacher, frame_features
@@ -110,37 +110,44 @@ class SignXInputs(SLTMethod):
         latent = cfg.pipeline == "latent"
         gt_poses = latent and cfg.recognizer_input == "poses"
         poses_out = latent and cfg.finetune_pose_encoder
-        frames, mask = self._frames(batch) if "frames" in batch.inputs else (None, None)
-        if mask is None or gt_poses:
-            mask = self._poses(batch)[1]
         key = (state.stage_index if state is not None else None, cfg.zero_formats)
         use_cache = cfg.cache_latents and state is not None
         if use_cache and key != self._cache_key:
             self._cache.clear()
             self._cache_key = key
-        names = list(batch.names)
-        hit = self._cache.lookup(names, mask.device) if use_cache else None
-        if hit is not None:
-            rows = hit[0]
-        else:
+
+        def frames_and_mask(b: Batch) -> tuple[torch.Tensor | None, torch.Tensor]:
+            frames, mask = self._frames(b) if "frames" in b.inputs else (None, None)
+            if mask is None or gt_poses:
+                mask = self._poses(b)[1]
+            return frames, mask
+
+        def frozen(b: Batch) -> tuple[dict[str, Any], torch.Tensor]:
+            frames, mask = frames_and_mask(b)
             modules = [m for m in (getattr(self, "pose2gloss", None),
                                    getattr(self, "vid2pose", None),
                                    getattr(self, "teacher", None)) if m is not None]
             z: Any = None
             with eval_mode(*modules):
                 if poses_out and gt_poses:
-                    z = self._poses(batch)[0]
+                    z = self._poses(b)[0]
                 elif poses_out:
                     with self.nvtx("vid2pose"):
                         z = self._zeroed(self.vid2pose(frames, mask)[0])
                 elif latent:
-                    z = self.recognizer_latent(batch)[0]
+                    z = self.recognizer_latent(b)[0]
                 t = self.teacher(frames, mask) if self.uses_teacher else None
             # detached and zero-padded like a cache hit, so both hand on the same tensors
-            rows = repad({"z": z, "t": t}, mask.sum(1))
-            if use_cache:
-                self._cache.store(names, rows, mask.sum(1))
+            return repad({"z": z, "t": t}, mask.sum(1)), mask
 
+        if not use_cache:
+            rows, mask = frozen(batch)
+            return rows["z"], rows["t"], mask
+        mask = frames_and_mask(batch)[1]
+        # each missing sample alone and unpadded: a cached row never depends on its batch, so a
+        # resumed run's rebuilt cache holds the same bits (exact resume)
+        rows, _ = self._cache.fetch(list(batch.names),
+                                    lambda i: frozen(one_sample(batch, i)), mask.device)
         return rows["z"], rows["t"], mask
 
     def frames_per_batch(self, batch: Batch) -> int:

@@ -2,7 +2,8 @@
 
 * :class:`CLIError` — an error :func:`harness.cli.main` prints as one ``signbench: error: ...``
   line (exit status 2), without a traceback.
-* :func:`read_lines` — one sentence per line from a UTF-8 file (``score``).
+* :func:`read_lines` — one sentence per line from a UTF-8 file, BOM stripped (``score``);
+  :func:`check_file` — a path that must be a file (a directory is named as one).
 * :func:`format_table` — the two-column plain-text tables every command prints.
 * :func:`positive` — the argparse type of options that must be integers ≥ 1.
 * :func:`parse_overrides` — ``--set key=value`` items as a dict (``run``, ``experiment``).
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,16 +30,30 @@ class CLIError(Exception):
     """An error to report to the user as one line, without a traceback."""
 
 
-def read_lines(path: Path, what: str) -> list[str]:
-    """One sentence per line from a UTF-8 text file (a trailing newline adds no empty line)."""
+def check_file(path: Path, what: str) -> Path:
+    """``path`` when it is a readable file; a :class:`CLIError` saying it is a directory, or
+    not found, otherwise."""
+    if path.is_dir():
+        raise CLIError(f"{what} file {path} is a directory, not a file")
     if not path.is_file():
         raise CLIError(f"{what} file not found: {path}")
-    data = path.read_bytes()
+    return path
+
+
+def read_lines(path: Path, what: str) -> list[str]:
+    """One sentence per line from a UTF-8 text file (a trailing newline adds no empty line).
+
+    A UTF-8 byte-order mark at the start is stripped, with a note on stderr (left in, it would
+    glue itself to the first word and silently cost that line its matches)."""
+    data = check_file(path, what).read_bytes()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
         raise CLIError(f"{what} file {path} is not UTF-8 (line {line}: {err.reason})") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+        print(f"signbench: note: {path}: UTF-8 byte-order mark stripped", file=sys.stderr)
     return text.splitlines()
 
 
@@ -65,7 +81,9 @@ def positive(name: str) -> Callable[[str], int]:
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    """``["a=1", "b=mixup"]`` → ``{"a": 1, "b": "mixup"}`` (JSON values where they parse)."""
+    """``["a=1", "b=mixup"]`` → ``{"a": 1, "b": "mixup"}`` (JSON values where they parse); the
+    method then parses each against its config field's type (``SLTMethod.coerce_overrides``:
+    ``use_sst=False`` is the bool False, ``use_sst=maybe`` an error)."""
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, raw = item.partition("=")

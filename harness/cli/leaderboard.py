@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.cli.common import CLIError
+from harness.cli.common import CLIError, check_file
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -28,10 +28,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             raise CLIError(f"run JSON file or folder not found: {path}")
     benches = []
     for item in args.bench:
-        path = Path(item)
-        if not path.is_file():
-            raise CLIError(f"benchmark JSON not found: {path}")
-        benches.append(path)
+        benches.append(check_file(Path(item), "benchmark JSON"))  # a directory named as one
     report = build_leaderboard(runs, benches, Path(args.out))
     if not args.quiet:
         for name in ("leaderboard.md", "kernels.md", "methods.md"):

@@ -5,12 +5,12 @@ efficiency and write the run JSONs (``harness.runner.run_methods``); then rebuil
 with ``harness.leaderboard.build_leaderboard`` from the new runs and print the leaderboard. A
 method that fails is recorded as a value (``<out>/failures/<method>.json`` and a printed line);
 the others still run and the exit status is 1. ``--set key=value`` passes an override to every
-method's builder (ablations, e.g. ``--set fusion=mixup``); values are parsed as JSON when they
-parse (``3``, ``0.5``, ``true``, ``null``, ``[1,2]``) and kept as strings otherwise
-(:func:`harness.cli.common.parse_overrides`).
+method's builder (ablations, e.g. ``--set fusion=mixup``); values are read as JSON when they
+parse (``3``, ``[1,2]``), else kept as strings (:func:`harness.cli.common.parse_overrides`), then
+parsed against the method's config field types (``SLTMethod.coerce_overrides``).
 
 User errors raise ``ValueError`` with a message naming the problem; ``harness.cli.main`` prints
-it as one line.
+it as one line. ``--lang`` outside the supported languages is refused before anything runs.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import run_methods, run_path, summarize
 
     methods = resolve_methods(args.methods)
+    if args.lang is not None:
+        check_run_lang(args.lang, args.dataset)
     overrides = parse_overrides(args.set)
     t0 = time.perf_counter()
     runs, failures = run_methods(
@@ -48,6 +50,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     for f in failures:
         print(f"  FAILED {f.method}: {f.kind}: {f.error} ({f.path})", file=sys.stderr)
     return 1 if failures else 0
+
+
+def check_run_lang(lang: str, dataset: str) -> None:
+    """``--lang`` refused up front (``ValueError``) when SignBench has no scoring protocol for it,
+    or the synthetic corpus does not speak it — not after every method has failed on it."""
+    from harness.data.synthetic.language import LANGS
+    from harness.metrics.tokenize import check_lang
+
+    check_lang(lang)
+    if dataset == "synthetic" and lang not in LANGS:
+        raise ValueError(f"--lang {lang!r}: the synthetic corpus speaks {', '.join(LANGS)}")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -5,6 +5,8 @@ Translation: BLEU-1..4 + ROUGE-L (``--protocol slt`` comparable with published S
 cleanup). ``--control`` adds the shuffled-reference control and the permutation-test p-value of
 the headline score (``harness.metrics.shuffled_reference_control``,
 ``harness.evaluate.permutation_test_of``). A table for people, ``--json`` for machines.
+Refused with one line: a ``--lang`` outside ``SUPPORTED_LANGS``, a directory or missing file, a
+line over ``MAX_LINE_TOKENS`` tokens (file and line named); a UTF-8 BOM is stripped, with a note.
 """
 
 from __future__ import annotations
@@ -20,9 +22,14 @@ from harness.cli.common import CLIError, format_table, read_lines
 def cmd_score(args: argparse.Namespace) -> int:
     from harness.evaluate import permutation_test_of
     from harness.metrics import recognition_scores, shuffled_reference_control, translation_scores
+    from harness.metrics.tokenize import check_lang, check_line_lengths
 
+    check_lang(args.lang)  # ValueError naming the supported languages
     hyps = read_lines(Path(args.hyp), "hypothesis")
     refs = read_lines(Path(args.ref), "reference")
+    if args.task == "translation":
+        for path, lines in ((args.hyp, hyps), (args.ref, refs)):
+            check_line_lengths(lines, args.lang, str(path))  # ValueError naming file and line
     if len(hyps) != len(refs):
         raise CLIError(f"{args.hyp} has {len(hyps)} lines but {args.ref} has {len(refs)}; "
                        "score files need one sentence per line, aligned")
@@ -67,7 +74,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                               help="score hypothesis/reference files (one sentence per line)")
     p.add_argument("--hyp", required=True, help="hypotheses, UTF-8, one per line")
     p.add_argument("--ref", required=True, help="references, UTF-8, one per line")
-    p.add_argument("--lang", default="de", help="language code (zh/ja: character-level)")
+    p.add_argument("--lang", default="de",
+                   help="language code: de, en, zh, ja (zh/ja: character-level)")
     p.add_argument("--protocol", default="slt", choices=["slt", "sacrebleu"],
                    help="slt: comparable with published SLT tables; sacrebleu: its defaults")
     p.add_argument("--task", default="translation", choices=["translation", "recognition"])

@@ -22,9 +22,13 @@ from collections.abc import Sequence
 
 __all__ = [
     "CJK_LANGS",
+    "MAX_LINE_TOKENS",
+    "SUPPORTED_LANGS",
     "CharTokenizer",
     "MetricTypeError",
     "WhitespaceTokenizer",
+    "check_lang",
+    "check_line_lengths",
     "check_pairs",
     "is_cjk",
     "normalize_text",
@@ -33,6 +37,14 @@ __all__ = [
 
 #: Primary language subtags scored at character level (no word spaces in the script).
 CJK_LANGS: frozenset[str] = frozenset({"zh", "ja"})
+#: Languages SignBench has a scoring protocol for (primary subtags; ``zh-CN`` is ``zh``): the
+#: spoken languages of PHOENIX-2014T / the synthetic corpus (de), How2Sign (en), CSL-Daily (zh),
+#: and Japanese (character-scored like Chinese).
+SUPPORTED_LANGS: tuple[str, ...] = ("de", "en", "zh", "ja")
+#: Longest line the translation metrics score, in tokens (characters for zh / ja): ROUGE-L's LCS
+#: table is quadratic in the line length (1,000 tokens: 1M cells, ~0.4 s; 1 MB lines would need
+#: tens of GB). SLT sentences are under 100 tokens.
+MAX_LINE_TOKENS = 1000
 
 
 class MetricTypeError(TypeError, ValueError):
@@ -57,6 +69,30 @@ def is_cjk(lang: str) -> bool:
         raise MetricTypeError(f"lang must be a language code string, got {type(lang).__name__}")
     primary = lang.strip().lower().replace("_", "-").split("-")[0]
     return primary in CJK_LANGS
+
+
+def check_lang(lang: str) -> str:
+    """``lang`` when SignBench has a protocol for it (:data:`SUPPORTED_LANGS`, regional variants
+    included), else a ``ValueError`` naming the supported ones."""
+    primary = lang.strip().lower().replace("_", "-").split("-")[0] if isinstance(lang, str) else ""
+    if primary not in SUPPORTED_LANGS:
+        raise ValueError(f"language {lang!r}: SignBench has no scoring protocol for it; "
+                         f"supported: {', '.join(SUPPORTED_LANGS)} (regional variants such as "
+                         f"zh-CN too)")
+    return lang
+
+
+def check_line_lengths(texts: Sequence[str], lang: str, name: str) -> None:
+    """Raise ``ValueError`` naming ``name`` and the line (index + 1) of the first text over
+    :data:`MAX_LINE_TOKENS` tokens (as the metrics tokenise ``lang``)."""
+    tokenizer = tokenizer_for(lang)
+    for i, text in enumerate(texts):
+        if len(text) > MAX_LINE_TOKENS:  # cheap bound first: a token has >= 1 character
+            n = len(tokenizer.tokenize(text))
+            if n > MAX_LINE_TOKENS:
+                raise ValueError(f"{name}: line {i + 1} has {n} tokens; translation "
+                                 f"scores take lines of at most {MAX_LINE_TOKENS} tokens "
+                                 f"(ROUGE-L's LCS is quadratic in the line length)")
 
 
 class WhitespaceTokenizer:

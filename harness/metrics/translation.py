@@ -27,7 +27,7 @@ from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU, CHRF
 
 from harness import __version__ as _signbench_version
-from harness.metrics.tokenize import check_pairs, is_cjk, tokenizer_for
+from harness.metrics.tokenize import check_line_lengths, check_pairs, is_cjk, tokenizer_for
 
 __all__ = ["PROTOCOLS", "ROUGE_BETA", "corpus_bleu", "rouge_l_fbeta", "translation_scores"]
 
@@ -136,6 +136,8 @@ def _checked(hypotheses: Sequence[str], references: Sequence[str], lang: str,
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
     is_cjk(lang)  # type-checks lang
     hyps, refs = check_pairs(hypotheses, references)
+    check_line_lengths(hyps, lang, "hypotheses")
+    check_line_lengths(refs, lang, "references")
     if not any(refs):
         raise ValueError(f"all {len(refs)} references are empty after normalisation")
     return hyps, refs
@@ -163,7 +165,8 @@ def translation_scores(
 
     Raises:
         ValueError: unknown protocol; empty or mismatched lists (both counts are named); every
-            reference empty; a non-string item (its index is named) or non-string ``lang``.
+            reference empty; a non-string item (its index is named) or non-string ``lang``;
+            a line over ``MAX_LINE_TOKENS`` (1,000) tokens (its index is named).
     """
     hyps, refs = _checked(hypotheses, references, lang, protocol)
     if protocol == "slt":

@@ -24,6 +24,8 @@ def read_versioned_json(path: str | Path, version: int, what: str,
         obj = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise error(f"{p}: {what} file not found") from None
+    except IsADirectoryError:
+        raise error(f"{p}: is a directory, not a {what} file") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise error(f"{p}: not a valid UTF-8 JSON file: {e}") from None
     if not isinstance(obj, dict) or obj.get("format") != version:

@@ -17,7 +17,8 @@ back-propagated, every entry is logged, and the entries ``stage.losses`` names m
   from ``last``; the trajectory settings must match. The next stage starts from the last weights;
   after the final stage its best weights are loaded back.
 * Optional hooks: ``on_epoch_end(record)`` and ``on_fit_end()`` (e.g. SignX's checkpoint
-  averaging); their in-memory state starts afresh on resume.
+  averaging); the state they keep (``resume_state()``) is saved with every checkpoint and
+  restored on resume (``load_resume_state``).
 * Distributed (``torchrun``, :mod:`harness.train.distributed`): DDP per stage, data sharded by
   the sampler, dev evaluation and writes on rank 0 (the metric is broadcast); ``batch_size`` is
   per rank.
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import math
 import random
 import shutil
@@ -98,6 +100,9 @@ class TrainConfig:
     dataset: str = "synthetic"
     progress: bool = True
     callbacks: list[Callable[..., None]] = field(default_factory=list)
+    #: further settings that change the result (resolution, sizes, overrides, ...): part of the
+    #: checkpoint fingerprint, so ``resume`` refuses a checkpoint written with others
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "eval_batch_size", "eval_every_epochs",
@@ -209,13 +214,31 @@ class Trainer:
     # -- checkpoints ---------------------------------------------------------------------------
 
     def _fingerprint(self) -> dict[str, Any]:
-        return {"stages": [[s.name, s.epochs, s.lr, s.scheduler] for s in self.stages],
-                "batch_size": self.config.batch_size, "seed": self.config.seed,
-                "world_size": self.info.world_size, "train_size": len(self.train_data)}
+        """Every setting that changes the trajectory (``resume`` refuses a checkpoint whose
+        fingerprint differs): the full stage schedule, batching, seed, ranks, the data, the
+        method's configuration and the caller's ``TrainConfig.settings``."""
+        fingerprint = {"stages": [asdict(s) for s in self.stages],
+                       "batch_size": self.config.batch_size, "seed": self.config.seed,
+                       "world_size": self.info.world_size, "train_size": len(self.train_data),
+                       "train_names": _digest([s.name for s in self.train_data]),
+                       "method_config": self.method.config_dict(), **self.config.settings}
+        return json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
+
+    def _check_fingerprint(self, found: dict[str, Any] | None) -> None:
+        """Refuse to resume from a checkpoint written with other settings, naming them."""
+        mine = self._fingerprint()
+        found = found if isinstance(found, dict) else {}
+        differ = sorted(k for k in set(found) | set(mine) if found.get(k) != mine.get(k))
+        if differ:
+            detail = "; ".join(_difference(k, found.get(k), mine.get(k)) for k in differ)
+            raise ValueError(f"{self.ckpt_dir / 'last.json'}: cannot resume, the checkpoint was "
+                             f"written with other settings ({detail}); use the same settings, "
+                             f"another output folder, or no --resume")
 
     def _save(self, name: str, pointers: tuple[str, ...], meta: dict[str, Any],
               trainer_state: dict[str, Any]) -> None:
         if self.ckpt_dir is not None and self.info.is_main:
+            trainer_state = {**trainer_state, "method_state": self.method.resume_state()}
             ckpt.save_checkpoint(self.ckpt_dir, name, self.method, trainer_state, meta, pointers)
         dist_utils.barrier()
 
@@ -286,18 +309,15 @@ class Trainer:
         if cfg.resume and ckpt.has_checkpoint(self.ckpt_dir):
             found = ckpt.load_checkpoint(self.ckpt_dir)
             meta = found.meta
-            if meta.get("fingerprint") != self._fingerprint():
-                raise ValueError(f"{self.ckpt_dir / 'last.json'}: the checkpoint was written "
-                                 f"with other settings {meta.get('fingerprint')} than this run "
-                                 f"{self._fingerprint()}; use another output folder or no "
-                                 f"--resume")
+            self._check_fingerprint(meta.get("fingerprint"))
             ckpt.restore_model(method, found)
             position = dict(meta["position"])
             best = meta.get("best")
             history = list(meta.get("history", []))
             wall_before = float(meta.get("wall_s", 0.0))
             self.global_step = int(meta["global_step"])
-            resume_state = found.trainer
+            resume_state = dict(found.trainer)
+            method.load_resume_state(resume_state.pop("method_state", None) or {})
             resumed_from = {"checkpoint": found.path.name, **position,
                             "global_step": self.global_step}
         elif self.ckpt_dir is not None and self.info.is_main and self.ckpt_dir.exists():
@@ -477,6 +497,29 @@ class Trainer:
             scaler.update()
             scheduler.step()
         return logged
+
+
+def _digest(values: Sequence[Any]) -> str:
+    return hashlib.blake2b(json.dumps(list(values)).encode(), digest_size=8).hexdigest()
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _difference(path: str, old: Any, new: Any) -> str:
+    """``"stages[2].lr: checkpoint 0.001, this run 0.003"``: the first place two JSON values
+    differ, for the resume refusal."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key):
+                return _difference(f"{path}.{key}", old.get(key), new.get(key))
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        for i, (a, b) in enumerate(zip(old, new, strict=True)):
+            if a != b:
+                return _difference(f"{path}[{i}]", a, b)
+    return f"{path}: checkpoint {_short(old)}, this run {_short(new)}"
 
 
 def train_config_dict(config: TrainConfig) -> dict[str, Any]:
