@@ -1,6 +1,8 @@
 """The method contract: the one interface the runner, trainer and benchmarks drive.
 
-A method is an ``nn.Module`` subclass of :class:`SLTMethod` registered with :func:`register`. It
+A method is an ``nn.Module`` subclass of :class:`SLTMethod` registered with :func:`register`
+(built-ins) or declared by an installed package in the ``signbench.methods`` entry-point group
+(plug-ins: :func:`load_plugins` checks each against the contract, :class:`PluginError`). It
 declares ``key``, ``task`` (``"translation"``: text scored by BLEU / ROUGE; ``"recognition"``:
 glosses scored by WER), the ``Sample`` streams it reads (``inputs``) and the text resources it
 needs; ``stages()`` returns its training schedule (:class:`Stage`), ``training_step(batch,
@@ -17,15 +19,17 @@ application (an evaluator) is passed in as an :class:`Evaluator`. See ``docs/arc
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from importlib import metadata
 from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import nn
 
 from harness.data.batching import Batch
-from harness.data.sample import Sample
+from harness.data.sample import STREAMS, Sample
 from harness.measure.nvtx import nvtx_range as _nvtx_range
 from harness.measure.nvtx import range_name
 
@@ -327,6 +331,29 @@ class SLTMethod(nn.Module):
 
 Builder = Callable[..., SLTMethod]
 _REGISTRY: dict[str, Builder] = {}
+#: the entry-point group of method plug-ins: ``<name> = "package.module:MethodClass"``
+ENTRY_POINT_GROUP = "signbench.methods"
+TASKS = ("translation", "recognition")
+_CONTRACT = ("stages", "training_step", "generate")
+
+
+class PluginError(ValueError):
+    """A ``signbench.methods`` plug-in that cannot be used; the message names the plug-in (entry
+    point, target, distribution) and what is wrong with it."""
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """One ``signbench.methods`` entry point: ``error`` is ``None`` when it is registered, else
+    the one-line problem that keeps it out of the registry."""
+
+    name: str
+    target: str  # "package.module:Attribute"
+    distribution: str  # "name version"
+    error: str | None = None
+
+
+_PLUGINS: dict[str, Plugin] | None = None  # None: not discovered yet
 
 
 def register(name: str) -> Callable[[Builder], Builder]:
@@ -351,11 +378,118 @@ def builder_class(builder: Builder) -> Any:
     return getattr(builder, "method_class", builder)
 
 
+def contract_problems(name: str, builder: Any) -> list[str]:
+    """What keeps ``builder`` from serving as method ``name`` (empty: nothing): it must be an
+    ``SLTMethod`` subclass (or a callable whose ``method_class`` is one) with ``key == name``,
+    its own ``stages`` / ``training_step`` / ``generate``, a known ``task`` and known
+    ``inputs`` streams (``harness.data.sample.STREAMS``)."""
+    cls = builder_class(builder)
+    if not (isinstance(cls, type) and issubclass(cls, SLTMethod)):
+        what = getattr(cls, "__qualname__", type(cls).__name__)
+        return [f"{what} is not an SLTMethod subclass (nor a builder whose method_class is one)"]
+    problems = []
+    missing = [m for m in _CONTRACT if getattr(cls, m, None) is getattr(SLTMethod, m)]
+    if missing:
+        problems.append(f"{cls.__name__} does not implement {', '.join(missing)}")
+    if cls.key != name:
+        problems.append(f"{cls.__name__}.key is {cls.key!r}, not the entry-point name {name!r}")
+    if cls.task not in TASKS:
+        problems.append(f"{cls.__name__}.task is {cls.task!r}; expected one of {TASKS}")
+    problems += _input_problems(cls.__name__, cls.inputs)
+    return problems
+
+
+def _input_problems(owner: str, inputs: Any) -> list[str]:
+    if not isinstance(inputs, (tuple, list)) or not all(isinstance(s, str) for s in inputs):
+        return [f"{owner}.inputs must be a tuple of stream names, got {inputs!r}"]
+    unknown = [s for s in inputs if s not in STREAMS]
+    if unknown:
+        return [f"{owner}.inputs has unknown stream(s) {unknown}; known streams: {STREAMS}"]
+    return []
+
+
+def _load_plugin(entry: metadata.EntryPoint) -> Plugin:
+    """Import one entry point and register it, or return it with the problem that stops it."""
+    dist = getattr(entry, "dist", None)
+    plugin = Plugin(entry.name, entry.value,
+                    f"{dist.name} {dist.version}" if dist is not None else "unknown distribution")
+    taken = (_PLUGINS or {}).get(entry.name)
+    if taken is not None:
+        return replace(plugin, error=f"the name {entry.name!r} is already taken by plug-in "
+                                     f"{taken.target} from {taken.distribution}")
+    if entry.name in _REGISTRY:
+        owner = builder_class(_REGISTRY[entry.name])
+        return replace(plugin, error=f"the name {entry.name!r} clashes with the built-in method "
+                                     f"{owner.__module__}.{owner.__qualname__}; rename the "
+                                     f"entry point")
+    before = set(_REGISTRY)
+    try:
+        builder = entry.load()
+    except Exception as err:  # any import failure is the plug-in's problem, reported as a value
+        problems = [f"failed to import: {type(err).__name__}: {err}"]
+    else:
+        problems = contract_problems(entry.name, builder)
+    if problems:
+        for added in set(_REGISTRY) - before:  # undo what a half-imported plug-in registered
+            del _REGISTRY[added]
+        return replace(plugin, error="; ".join(problems))
+    if _REGISTRY.get(entry.name) is not builder:  # a plug-in may also use @register itself
+        register(entry.name)(builder)
+    return plugin
+
+
+def load_plugins() -> dict[str, Plugin]:
+    """Discover the installed ``signbench.methods`` entry points once (call it after the
+    built-ins are imported, so a clashing name is caught) and register those that satisfy the
+    contract; returns every plug-in found by name (``"name (distribution)"`` for one refused
+    because its name is taken), with its problem when it is not registered."""
+    global _PLUGINS
+    if _PLUGINS is None:
+        _PLUGINS = {}
+        entries = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP),
+                         key=lambda e: (e.name, e.value))
+        for entry in entries:
+            plugin = _load_plugin(entry)
+            taken = entry.name in _PLUGINS or (plugin.error is not None
+                                               and entry.name in _REGISTRY)
+            # a plug-in refused for a name already taken is listed as "name (distribution)"
+            _PLUGINS[f"{entry.name} ({plugin.distribution})" if taken else entry.name] = plugin
+    return dict(_PLUGINS)
+
+
+def plugin_error(name: str) -> PluginError | None:
+    """The error of plug-in ``name`` when it was found but not registered, else ``None``."""
+    plugin = (_PLUGINS or {}).get(name)
+    if plugin is None or plugin.error is None:
+        return None
+    return PluginError(f"plug-in {plugin.name!r} ({plugin.target} from {plugin.distribution}): "
+                       f"{plugin.error}")
+
+
+def forget_plugins() -> None:
+    """Unregister every plug-in and forget the discovery (the next :func:`load_plugins` scans
+    the environment again, e.g. after a package was installed)."""
+    global _PLUGINS
+    for plugin in (_PLUGINS or {}).values():
+        if plugin.error is None:
+            _REGISTRY.pop(plugin.name, None)
+    _PLUGINS = None
+    importlib.invalidate_caches()
+
+
 def build(name: str, profile: str = "tiny", **overrides: Any) -> SLTMethod:
-    """Build the registered method ``name`` at ``profile`` ("tiny" | "paper")."""
+    """Build the registered method ``name`` at ``profile`` ("tiny" | "paper"); a plug-in that
+    was found but not registered raises its :class:`PluginError`."""
     if name not in _REGISTRY:
+        problem = plugin_error(name)
+        if problem is not None:
+            raise problem
         known = ", ".join(sorted(_REGISTRY)) or "none yet"
         raise KeyError(f"unknown method {name!r}; registered methods: {known}")
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; expected 'tiny' or 'paper'")
-    return _REGISTRY[name](profile=profile, **overrides)
+    method = _REGISTRY[name](profile=profile, **overrides)
+    problems = _input_problems(type(method).__name__, method.inputs)
+    if problems:
+        raise ValueError(f"method {name!r}: {problems[0]}")
+    return method
