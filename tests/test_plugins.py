@@ -187,7 +187,7 @@ def _signbench() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "harness.cli"]
 
 
-@pytest.mark.slow  # ~20 s on a quiet 2-core machine (pip build + a 2-epoch run); runs in CI
+@pytest.mark.slow  # a pip build and a 2-epoch run: ~50 s on a busy 2-core machine; runs in CI
 def test_example_plugin_installs_runs_and_reaches_the_leaderboard(tmp_path):
     site = _install_example(tmp_path)
     broken = tmp_path / "broken-site"
