@@ -433,8 +433,7 @@ def _load_plugin(entry: metadata.EntryPoint) -> Plugin:
         for added in set(_REGISTRY) - before:  # undo what a half-imported plug-in registered
             del _REGISTRY[added]
         return replace(plugin, error="; ".join(problems))
-    if _REGISTRY.get(entry.name) is not builder:  # a plug-in may also use @register itself
-        register(entry.name)(builder)
+    _REGISTRY[entry.name] = builder  # the entry point decides (its module may @register too)
     return plugin
 
 

@@ -154,11 +154,13 @@ def test_broken_plugin_gets_one_clear_error_and_the_others_stay(plugin_root, cas
 
 
 def test_plugin_builders_and_duplicate_names(plugin_root):
+    registers_itself = "\nfrom harness.method import register\nregister('good')(Good)\n"
     write_distribution(plugin_root, "good-one", {"good": "good_mod:build_good"},
-                       {"good_mod": GOOD.format(name="good")})
+                       {"good_mod": GOOD.format(name="good") + registers_itself})
     write_distribution(plugin_root, "good-two", {"good": "good_two_mod:Good"},
                        {"good_two_mod": GOOD.format(name="good")})
     assert "good" in baselines.list_methods()
+    assert registered()["good"].__name__ == "build_good"  # the entry point's builder decides
     method = baselines.get_method("good")
     assert type(method).__module__ == "good_mod" and method.profile == "tiny"
     plugins = baselines.list_plugins()
