@@ -1,22 +1,25 @@
 """``keypoint-gru``: an example SignBench method plug-in (keypoints → text).
 
 A keypoint encoder (per-frame MLP, two stride-2 temporal convolutions, a bidirectional GRU) and
-a GRU decoder with Luong et al. (2015) global dot attention over the encoder states: the RNN
+a GRU decoder with Luong et al.'s (2015) global (here scaled) dot attention over them: the RNN
 seq2seq of Camgöz et al. (2018, "Neural Sign Language Translation") on keypoints instead of CNN
-features. Greedy decoding. It imports only the method contract (``harness.method``) and torch;
-``pyproject.toml`` declares it in the ``signbench.methods`` entry-point group, which is all the
-registration SignBench needs (README, "Add your own method").
+features, with the gloss CTC loss on the encoder states that Camgöz et al. (2020, "Sign Language
+Transformers") train jointly with translation. Greedy decoding. ``pyproject.toml`` declares
+it in the ``signbench.methods`` entry-point group, which is all the registration SignBench needs
+(README, "Add your own method"). It imports the method contract (``harness.method``), a
+SignBench building block (``baselines.common.encoders.KeypointEncoder``) and torch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from baselines.common.encoders import KeypointEncoder
 from harness.method import SLTMethod, Stage, TrainState, check_bounds
 
 
@@ -27,42 +30,37 @@ class KeypointGRUConfig:
     joints: int = 75  # SignBench's keypoint layout: 75 joints × (x, y, confidence)
     d_model: int = 128
     dropout: float = 0.1
-    epochs: int = 12
+    epochs: int = 30
     lr: float = 3e-3
     label_smoothing: float = 0.1
+    ctc_weight: float = 1.0  # gloss CTC on the encoder states (0: translation loss only)
     max_len: int = 40
 
     def validate(self) -> None:
         check_bounds(self, positive=("joints", "d_model", "epochs", "lr", "max_len"),
-                     non_negative=("dropout", "label_smoothing"))
+                     non_negative=("dropout", "label_smoothing", "ctc_weight"))
 
 
+# no paper fixes a size: "paper" is a larger configuration for a GPU
 PROFILES = {"tiny": KeypointGRUConfig(),
             "paper": KeypointGRUConfig(d_model=512, dropout=0.2, epochs=40, lr=1e-3)}
 
 
-class KeypointEncoder(nn.Module):
-    """(B, T, J, 3) keypoints → (B, T/4, d) states and their validity mask."""
+class Encoder(nn.Module):
+    """(B, T, J, 3) keypoints → (B, ≈T/4, d) states: SignBench's keypoint frontend (signer-centred
+    body and hand-local coordinates, a frame MLP, two stride-2 convolutions), then a BiGRU."""
 
     def __init__(self, cfg: KeypointGRUConfig) -> None:
         super().__init__()
         d = cfg.d_model
-        self.frame = nn.Sequential(nn.Linear(cfg.joints * 3, d), nn.LayerNorm(d), nn.ReLU(),
-                                   nn.Dropout(cfg.dropout))
-        self.temporal = nn.ModuleList(nn.Conv1d(d, d, kernel_size=5, stride=2, padding=2)
-                                      for _ in range(2))
+        self.frontend = KeypointEncoder(d, joints=cfg.joints, hidden=2 * d, dropout=cfg.dropout)
         self.rnn = nn.GRU(d, d // 2, batch_first=True, bidirectional=True)
 
     def forward(self, keypoints: torch.Tensor, mask: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.frame(keypoints.flatten(2)) * mask[..., None]
-        lengths = mask.sum(1)
-        for conv in self.temporal:
-            x = F.relu(conv(x.transpose(1, 2))).transpose(1, 2)
-            lengths = (lengths + 1) // 2
-        valid = torch.arange(x.shape[1], device=x.device)[None] < lengths[:, None]
-        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.clamp(min=1).cpu(),
-                                                   batch_first=True, enforce_sorted=False)
+        x, valid = self.frontend(keypoints, mask)
+        packed = nn.utils.rnn.pack_padded_sequence(x, valid.sum(1).cpu(), batch_first=True,
+                                                   enforce_sorted=False)
         states, _ = self.rnn(packed)
         states, _ = nn.utils.rnn.pad_packed_sequence(states, batch_first=True,
                                                      total_length=x.shape[1])
@@ -70,7 +68,7 @@ class KeypointEncoder(nn.Module):
 
 
 class AttentionDecoder(nn.Module):
-    """GRU over the previous tokens, then global dot attention and the output layer."""
+    """GRU over the previous tokens, then scaled dot attention and the output layer."""
 
     def __init__(self, cfg: KeypointGRUConfig, vocab_size: int) -> None:
         super().__init__()
@@ -89,7 +87,7 @@ class AttentionDecoder(nn.Module):
     def forward(self, tokens: torch.Tensor, hidden: torch.Tensor, memory: torch.Tensor,
                 valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h, hidden = self.rnn(self.dropout(self.embed(tokens)), hidden)  # (B, L, d)
-        scores = h @ memory.transpose(1, 2)  # (B, L, T')
+        scores = h @ memory.transpose(1, 2) / h.shape[-1] ** 0.5  # (B, L, T'), scaled
         scores = scores.masked_fill(~valid[:, None], float("-inf"))
         context = scores.softmax(-1) @ memory
         attended = torch.tanh(self.combine(torch.cat([h, context], -1)))
@@ -97,28 +95,33 @@ class AttentionDecoder(nn.Module):
 
 
 class KeypointGRU(SLTMethod):
-    """The plug-in method: translation from keypoints, one training stage."""
+    """The plug-in method: translation from keypoints (glosses supervise the encoder)."""
 
     key = "keypoint-gru"  # must equal the entry-point name
     task = "translation"
     inputs = ("keypoints",)
     needs_text = True
+    needs_gloss = True  # the runner builds a gloss vocabulary and passes gloss_vocab=
+    data_defaults: ClassVar[dict[str, dict[str, Any]]] = {"tiny": {"train_size": 512}}
     config_class = KeypointGRUConfig
     beam_size = 1  # greedy
 
-    def __init__(self, profile: str = "tiny", tokenizer: Any = None, **overrides: Any) -> None:
+    def __init__(self, profile: str = "tiny", tokenizer: Any = None, gloss_vocab: Any = None,
+                 **overrides: Any) -> None:
         super().__init__(profile)
-        if tokenizer is None:
-            raise ValueError("keypoint-gru needs tokenizer= (the runner trains one)")
+        if tokenizer is None or gloss_vocab is None:
+            raise ValueError("keypoint-gru needs tokenizer= and gloss_vocab= (the runner "
+                             "builds both from the training split)")
         self.config = self.build_config(PROFILES[profile], overrides)
-        self.tokenizer = tokenizer
+        self.tokenizer, self.gloss_vocab = tokenizer, gloss_vocab
         self.max_len = self.config.max_len
-        self.encoder = KeypointEncoder(self.config)
+        self.encoder = Encoder(self.config)
+        self.gloss_head = nn.Linear(self.config.d_model, len(gloss_vocab))
         self.decoder = AttentionDecoder(self.config, tokenizer.vocab_size)
 
     def stages(self) -> list[Stage]:
         return [Stage(name="translation", epochs=self.config.epochs, lr=self.config.lr,
-                      warmup_steps=10, monitor="bleu4")]
+                      warmup_steps=10, losses=("translation", "ctc"), monitor="bleu4")]
 
     def encode(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         with self.nvtx("encoder"):
@@ -130,10 +133,14 @@ class KeypointGRU(SLTMethod):
         with self.nvtx("decoder"):
             logits, _ = self.decoder(ids[:, :-1], self.decoder.initial_state(memory, valid),
                                      memory, valid)
-        loss = F.cross_entropy(logits.transpose(1, 2), ids[:, 1:],
-                               ignore_index=self.tokenizer.pad_id,
-                               label_smoothing=self.config.label_smoothing)
-        return {"loss": loss}
+        translation = F.cross_entropy(logits.transpose(1, 2), ids[:, 1:],
+                                      ignore_index=self.tokenizer.pad_id,
+                                      label_smoothing=self.config.label_smoothing)
+        log_probs = self.gloss_head(memory).log_softmax(-1).transpose(0, 1)  # (T', B, G)
+        ctc = F.ctc_loss(log_probs, batch.gloss_ids, valid.sum(1), batch.gloss_lengths,
+                         blank=self.gloss_vocab.blank_id, zero_infinity=True)
+        loss = translation + self.config.ctc_weight * ctc
+        return {"loss": loss, "translation": translation.detach(), "ctc": ctc.detach()}
 
     @torch.no_grad()
     def generate(self, batch: Any, beam_size: int = 1, length_penalty: float = 1.0,
