@@ -1,6 +1,8 @@
 """The method contract: the one interface the runner, trainer and benchmarks drive.
 
-A method is an ``nn.Module`` subclass of :class:`SLTMethod` registered with :func:`register`. It
+A method is an ``nn.Module`` subclass of :class:`SLTMethod` registered with :func:`register`
+(built-ins) or declared by an installed package in the ``signbench.methods`` entry-point group
+(plug-ins: :func:`load_plugins` checks each against the contract, :class:`PluginError`). It
 declares ``key``, ``task`` (``"translation"``: text scored by BLEU / ROUGE; ``"recognition"``:
 glosses scored by WER), the ``Sample`` streams it reads (``inputs``) and the text resources it
 needs; ``stages()`` returns its training schedule (:class:`Stage`), ``training_step(batch,
@@ -17,31 +19,25 @@ application (an evaluator) is passed in as an :class:`Evaluator`. See ``docs/arc
 from __future__ import annotations
 
 import contextlib
-import json
-import math
-import re
-import types
+import importlib
 import typing
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from importlib import metadata
 from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import nn
 
+from harness.config import ConfigError, TypeMismatch, check_bounds, check_choices, coerce
 from harness.data.batching import Batch
-from harness.data.sample import Sample
+from harness.data.sample import STREAMS, Sample
 from harness.measure.nvtx import nvtx_range as _nvtx_range
 from harness.measure.nvtx import range_name
 
 SCHEDULERS = ("cosine", "noam", "constant", "onecycle")
 MONITORS = ("bleu4", "rouge_l", "wer", "loss")
 PROFILES = ("tiny", "paper")
-
-
-class ConfigError(ValueError):
-    """A method configuration or override that cannot be used (unknown field, bad value);
-    the message names the method, the field, the value and what was expected."""
 
 
 # ------------------------------------------------------------------------------------ stages
@@ -141,144 +137,6 @@ class Evaluator(Protocol):
 
 
 # ------------------------------------------------------------------------------- the method
-
-
-def check_choices(owner: str, choices: Mapping[str, tuple[Any, Collection[Any]]]) -> None:
-    """Raise a :class:`ConfigError` naming ``owner.field``, the bad value and the allowed ones
-    for the first ``field: (value, allowed)`` whose value is not allowed (config ``validate``)."""
-    for name, (value, allowed) in choices.items():
-        if value not in allowed:
-            raise ConfigError(f"{owner}.{name} = {value!r}; expected one of {tuple(allowed)}")
-
-
-def check_bounds(config: Any, *, positive: Sequence[str] = (),
-                 non_negative: Sequence[str] = ()) -> None:
-    """Raise a :class:`ConfigError` naming ``<Config>.field`` and its value for the first field
-    in ``positive`` that is not > 0, then for the first in ``non_negative`` that is < 0."""
-    owner = type(config).__name__
-    for names, bad, rule in ((positive, lambda v: not v > 0, "> 0"),
-                             (non_negative, lambda v: v < 0, ">= 0")):
-        for name in names:
-            value = getattr(config, name)
-            if bad(value):
-                raise ConfigError(f"{owner}.{name} must be {rule}, got {value}")
-
-
-_TRUE = ("true", "1", "yes")
-_FALSE = ("false", "0", "no")
-_NONE = ("none", "null")
-
-
-class _Mismatch(Exception):
-    """A value that does not fit a type; ``expected`` says what would."""
-
-    def __init__(self, expected: str) -> None:
-        super().__init__(expected)
-        self.expected = expected
-
-
-def type_name(tp: Any) -> str:
-    """``int``, ``str | None``, ``tuple[int, ...]``: a field type as people write it."""
-    if tp is type(None):
-        return "None"
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        return " | ".join(type_name(a) for a in args)
-    if origin is not None:
-        inner = ", ".join("..." if a is Ellipsis else type_name(a) for a in args)
-        return f"{getattr(origin, '__name__', str(origin))}[{inner}]"
-    return getattr(tp, "__name__", str(tp))
-
-
-def coerce(tp: Any, value: Any) -> Any:
-    """``value`` (a ``--set`` string or a JSON / Python value) as type ``tp``, else raise
-    ``_Mismatch``. Booleans: true/false/1/0/yes/no in any case and nothing else; numbers must
-    parse (finite); ``X | None`` also takes none/null; tuples and lists take a JSON list or
-    comma-separated text, element by element, a fixed-length tuple that many; dicts JSON."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if type(None) in args and (value is None or (isinstance(value, str)
-                                                     and value.strip().lower() in _NONE)):
-            return None
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return coerce(arg, value)
-            except _Mismatch:
-                continue
-        raise _Mismatch(f"a {type_name(tp)}")
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower() if isinstance(value, (str, int)) else None
-        if text in _TRUE or text in _FALSE:
-            return text in _TRUE
-        raise _Mismatch("a bool (true/false/1/0/yes/no, any case)")
-    if tp is int:
-        if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
-            return int(value)
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise _Mismatch("an int")
-    if tp is float:
-        number = value
-        if isinstance(value, str):
-            try:
-                number = float(value)
-            except ValueError:
-                raise _Mismatch("a float") from None
-        if isinstance(number, bool) or not isinstance(number, (int, float)) \
-                or not math.isfinite(number):
-            raise _Mismatch("a float (finite)")
-        return float(number)
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)  # a number-looking --set value for a text field (a path, a name)
-        raise _Mismatch("a str")
-    if origin in (tuple, list):
-        items = value
-        if isinstance(value, str):
-            try:
-                items = json.loads(value)
-            except json.JSONDecodeError:
-                items = [part.strip() for part in value.split(",") if part.strip()]
-            if not isinstance(items, list):
-                items = [items]
-        if not isinstance(items, (list, tuple)):
-            raise _Mismatch(f"a {type_name(tp)} (a JSON list or comma-separated values)")
-        if origin is list or (len(args) == 2 and args[1] is Ellipsis) or not args:
-            element = args[0] if args else Any
-            parsed = [_element(element, v, tp) for v in items]
-        else:
-            if len(items) != len(args):
-                raise _Mismatch(f"a {type_name(tp)} ({len(args)} values, got {len(items)})")
-            parsed = [_element(a, v, tp) for a, v in zip(args, items, strict=True)]
-        return parsed if origin is list else tuple(parsed)
-    if origin is dict or tp is dict:
-        mapping = value
-        if isinstance(value, str):
-            try:
-                mapping = json.loads(value)
-            except json.JSONDecodeError:
-                raise _Mismatch(f"a {type_name(tp)} (a JSON object)") from None
-        if not isinstance(mapping, dict):
-            raise _Mismatch(f"a {type_name(tp)} (a JSON object)")
-        return dict(mapping)
-    if isinstance(tp, type) and not isinstance(value, tp):
-        raise _Mismatch(f"a {type_name(tp)}")
-    return value
-
-
-def _element(tp: Any, value: Any, whole: Any) -> Any:
-    try:
-        return coerce(tp, value)
-    except _Mismatch as e:
-        raise _Mismatch(f"a {type_name(whole)} (element {value!r} is not {e.expected})") from None
 
 
 class SLTMethod(nn.Module):
@@ -402,7 +260,7 @@ class SLTMethod(nn.Module):
         for name, value in overrides.items():
             try:
                 out[name] = coerce(hints.get(name, Any), value)
-            except _Mismatch as e:
+            except TypeMismatch as e:
                 raise ConfigError(f"{cls.key}: {name}={value!r} is not {e.expected}") from None
         return out
 
@@ -475,6 +333,29 @@ class SLTMethod(nn.Module):
 
 Builder = Callable[..., SLTMethod]
 _REGISTRY: dict[str, Builder] = {}
+#: the entry-point group of method plug-ins: ``<name> = "package.module:MethodClass"``
+ENTRY_POINT_GROUP = "signbench.methods"
+TASKS = ("translation", "recognition")
+_CONTRACT = ("stages", "training_step", "generate")
+
+
+class PluginError(ValueError):
+    """A ``signbench.methods`` plug-in that cannot be used; the message names the plug-in (entry
+    point, target, distribution) and what is wrong with it."""
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """One ``signbench.methods`` entry point: ``error`` is ``None`` when it is registered, else
+    the one-line problem that keeps it out of the registry."""
+
+    name: str
+    target: str  # "package.module:Attribute"
+    distribution: str  # "name version"
+    error: str | None = None
+
+
+_PLUGINS: dict[str, Plugin] | None = None  # None: not discovered yet
 
 
 def register(name: str) -> Callable[[Builder], Builder]:
@@ -499,11 +380,144 @@ def builder_class(builder: Builder) -> Any:
     return getattr(builder, "method_class", builder)
 
 
+def contract_problems(name: str, builder: Any) -> list[str]:
+    """What keeps ``builder`` from serving as method ``name`` (empty: nothing): it must be an
+    ``SLTMethod`` subclass (or a callable whose ``method_class`` is one) with ``key == name``,
+    its own ``stages`` / ``training_step`` / ``generate``, a known ``task`` and known
+    ``inputs`` streams (``harness.data.sample.STREAMS``)."""
+    cls = builder_class(builder)
+    if not (isinstance(cls, type) and issubclass(cls, SLTMethod)):
+        what = getattr(cls, "__qualname__", type(cls).__name__)
+        return [f"{what} is not an SLTMethod subclass (nor a builder whose method_class is one)"]
+    problems = []
+    missing = [m for m in _CONTRACT if getattr(cls, m, None) is getattr(SLTMethod, m)]
+    if missing:
+        problems.append(f"{cls.__name__} does not implement {', '.join(missing)}")
+    if cls.key != name:
+        problems.append(f"{cls.__name__}.key is {cls.key!r}, not the entry-point name {name!r}")
+    if cls.task not in TASKS:
+        problems.append(f"{cls.__name__}.task is {cls.task!r}; expected one of {TASKS}")
+    problems += _input_problems(cls.__name__, cls.inputs)
+    return problems
+
+
+def _input_problems(owner: str, inputs: Any) -> list[str]:
+    if not isinstance(inputs, (tuple, list)) or not all(isinstance(s, str) for s in inputs):
+        return [f"{owner}.inputs must be a tuple of stream names, got {inputs!r}"]
+    unknown = [s for s in inputs if s not in STREAMS]
+    if unknown:
+        return [f"{owner}.inputs has unknown stream(s) {unknown}; known streams: {STREAMS}"]
+    return []
+
+
+def _load_plugin(entry: metadata.EntryPoint) -> Plugin:
+    """Import one entry point and register it, or return it with the problem that stops it."""
+    dist = getattr(entry, "dist", None)
+    plugin = Plugin(entry.name, entry.value,
+                    f"{dist.name} {dist.version}" if dist is not None else "unknown distribution")
+    taken = (_PLUGINS or {}).get(entry.name)
+    if taken is not None:
+        return replace(plugin, error=f"the name {entry.name!r} is already taken by plug-in "
+                                     f"{taken.target} from {taken.distribution}")
+    if entry.name in _REGISTRY:
+        owner = builder_class(_REGISTRY[entry.name])
+        return replace(plugin, error=f"the name {entry.name!r} clashes with the built-in method "
+                                     f"{owner.__module__}.{owner.__qualname__}; rename the "
+                                     f"entry point")
+    before = set(_REGISTRY)
+    try:
+        builder = entry.load()
+    except Exception as err:  # any import failure is the plug-in's problem, reported as a value
+        problems = [f"failed to import: {type(err).__name__}: {err}"]
+    else:
+        problems = contract_problems(entry.name, builder)
+    if problems:
+        for added in set(_REGISTRY) - before:  # undo what a half-imported plug-in registered
+            del _REGISTRY[added]
+        return replace(plugin, error="; ".join(problems))
+    _REGISTRY[entry.name] = builder  # the entry point decides (its module may @register too)
+    return plugin
+
+
+def load_plugins() -> dict[str, Plugin]:
+    """Discover the installed ``signbench.methods`` entry points once (call it after the
+    built-ins are imported, so a clashing name is caught) and register those that satisfy the
+    contract; returns every plug-in found by name (``"name (distribution)"`` for one refused
+    because its name is taken), with its problem when it is not registered."""
+    global _PLUGINS
+    if _PLUGINS is None:
+        _PLUGINS = {}
+        entries = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP),
+                         key=lambda e: (e.name, e.value))
+        for entry in entries:
+            plugin = _load_plugin(entry)
+            taken = entry.name in _PLUGINS or (plugin.error is not None
+                                               and entry.name in _REGISTRY)
+            # a plug-in refused for a name already taken is listed as "name (distribution)"
+            _PLUGINS[f"{entry.name} ({plugin.distribution})" if taken else entry.name] = plugin
+    return dict(_PLUGINS)
+
+
+def plugin_error(name: str) -> PluginError | None:
+    """The error of plug-in ``name`` when it was found but not registered, else ``None``."""
+    plugin = (_PLUGINS or {}).get(name)
+    if plugin is None or plugin.error is None:
+        return None
+    return PluginError(f"plug-in {plugin.name!r} ({plugin.target} from {plugin.distribution}): "
+                       f"{plugin.error}")
+
+
+def forget_plugins() -> None:
+    """Unregister every plug-in and forget the discovery (the next :func:`load_plugins` scans
+    the environment again, e.g. after a package was installed)."""
+    global _PLUGINS
+    for plugin in (_PLUGINS or {}).values():
+        if plugin.error is None:
+            _REGISTRY.pop(plugin.name, None)
+    _PLUGINS = None
+    importlib.invalidate_caches()
+
+
 def build(name: str, profile: str = "tiny", **overrides: Any) -> SLTMethod:
-    """Build the registered method ``name`` at ``profile`` ("tiny" | "paper")."""
+    """Build the registered method ``name`` at ``profile`` ("tiny" | "paper"); a plug-in that
+    was found but not registered raises its :class:`PluginError`."""
     if name not in _REGISTRY:
+        problem = plugin_error(name)
+        if problem is not None:
+            raise problem
         known = ", ".join(sorted(_REGISTRY)) or "none yet"
         raise KeyError(f"unknown method {name!r}; registered methods: {known}")
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; expected 'tiny' or 'paper'")
-    return _REGISTRY[name](profile=profile, **overrides)
+    method = _REGISTRY[name](profile=profile, **overrides)
+    problems = _input_problems(type(method).__name__, method.inputs)
+    if problems:
+        raise ValueError(f"method {name!r}: {problems[0]}")
+    return method
+
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "MONITORS",
+    "PROFILES",
+    "SCHEDULERS",
+    "TASKS",
+    "ConfigError",
+    "Evaluator",
+    "Plugin",
+    "PluginError",
+    "SLTMethod",
+    "Stage",
+    "TrainState",
+    "build",
+    "builder_class",
+    "check_bounds",
+    "check_choices",
+    "contract_problems",
+    "forget_plugins",
+    "load_plugins",
+    "plugin_error",
+    "register",
+    "registered",
+    "scale_epochs",
+]

@@ -81,10 +81,12 @@ def device_name(device: torch.device) -> str:
 def method_class(key: str) -> Any:
     """The class registered under ``key`` (or the builder itself when it is a function)."""
     import baselines
-    from harness.method import builder_class, registered
+    from harness.method import builder_class, plugin_error, registered
 
     known = baselines.list_methods()
     if key not in known:
+        if (problem := plugin_error(key)) is not None:
+            raise problem  # an installed plug-in that cannot be used, and why
         raise ValueError(f"unknown method {key!r}; registered methods: "
                          f"{', '.join(known) or 'none'}")
     return builder_class(registered()[key])

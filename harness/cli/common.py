@@ -101,17 +101,21 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def resolve_methods(requested: list[str] | None) -> list[str]:
+def resolve_methods(requested: list[str] | None, *, broken_plugins: bool = False) -> list[str]:
     """The requested method keys (duplicates dropped), or every registered one when none is
-    requested; an unknown key raises ``ValueError`` listing the registered methods."""
+    requested (with ``broken_plugins``, also the installed plug-ins that cannot be used, so
+    ``run`` records them as failures); an unknown key raises ``ValueError`` listing the
+    registered methods. A broken plug-in named in ``requested`` is not unknown: building it
+    raises its ``PluginError``."""
     import baselines
 
     known = baselines.list_methods()
+    broken = [name for name, p in baselines.list_plugins().items() if p.error is not None]
     if not requested:
         if not known:
             raise ValueError("no method is registered")
-        return known
-    unknown = [m for m in requested if m not in known]
+        return known + (broken if broken_plugins else [])
+    unknown = [m for m in requested if m not in known and m not in broken]
     if unknown:
         raise ValueError(f"unknown method(s) {', '.join(unknown)}; registered methods: "
                          f"{', '.join(known) or 'none'}")

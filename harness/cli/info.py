@@ -1,6 +1,7 @@
-"""``signbench info``: versions, ops backends per device, native CUDA build, GPU and NVML status.
+"""``signbench info``: versions, methods, ops backends per device, native CUDA build, GPU, NVML.
 
-Three tables for people (packages, ops backends, hardware), or everything as one JSON object
+Four tables for people (packages, methods — built-in and installed plug-ins, with the problem
+of a plug-in that cannot be used —, ops backends, hardware), or everything as one JSON object
 with ``--json`` (:func:`collect_info`).
 """
 
@@ -26,6 +27,22 @@ def _package_version(name: str) -> str | None:
         return None
 
 
+def collect_methods() -> dict[str, dict[str, str | None]]:
+    """Every method by name: ``source`` (the built-in's module, or the plug-in's entry point
+    and distribution) and ``error`` (why a plug-in cannot be used; ``None``: it can)."""
+    import baselines
+    from harness.method import builder_class, registered
+
+    plugins = baselines.list_plugins()
+    methods: dict[str, dict[str, str | None]] = {
+        name: {"source": f"built-in ({builder_class(builder).__module__})", "error": None}
+        for name, builder in registered().items() if name not in plugins}
+    for name, plugin in plugins.items():
+        methods[name] = {"source": f"plug-in {plugin.target} ({plugin.distribution})",
+                         "error": plugin.error}
+    return dict(sorted(methods.items()))
+
+
 def collect_info() -> dict[str, Any]:
     """Everything ``signbench info`` reports, as a JSON-ready dict."""
     import torch
@@ -48,6 +65,7 @@ def collect_info() -> dict[str, Any]:
     return {
         "signbench": __version__,
         "packages": {name: _package_version(name) for name in PACKAGES},
+        "methods": collect_methods(),
         "backends": backends,
         "default_backend": {d: ops.default_backend(d) for d in devices if backends[d]["torch"]
                             ["available"]},
@@ -74,6 +92,11 @@ def cmd_info(args: argparse.Namespace) -> int:
             ("platform", str(env.get("platform")))]
     rows += [(name, version or "not installed") for name, version in info["packages"].items()]
     print(format_table(rows, ("package", "version")))
+    print()
+    rows = [(name, m["source"] if m["error"] is None else f"{m['source']}: CANNOT BE USED: "
+                                                          f"{m['error']}")
+            for name, m in info["methods"].items()]
+    print(format_table(rows, ("method", "source")))
     print()
     backend_rows = []
     for device, table in info["backends"].items():

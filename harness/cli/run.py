@@ -1,13 +1,15 @@
 """``signbench run``: train, evaluate and measure methods, write their run JSONs, rebuild results.
 
-For each method (default: every registered one): train, evaluate on dev and test, measure
-efficiency and write the run JSONs (``harness.runner.run_methods``); then rebuild ``--results``
-with ``harness.leaderboard.build_leaderboard`` from the new runs and print the leaderboard. A
-method that fails is recorded as a value (``<out>/failures/<method>.json`` and a printed line);
-the others still run and the exit status is 1. ``--set key=value`` passes an override to every
-method's builder (ablations, e.g. ``--set fusion=mixup``); values are read as JSON when they
-parse (``3``, ``[1,2]``), else kept as strings (:func:`harness.cli.common.parse_overrides`), then
-parsed against the method's config field types (``SLTMethod.coerce_overrides``).
+For each method (default: every registered one, installed plug-ins included): train, evaluate
+on dev and test, measure efficiency and write the run JSONs (``harness.runner.run_methods``);
+then rebuild ``--results`` with ``harness.leaderboard.build_leaderboard`` from the new runs and
+print the leaderboard. A method that fails is recorded as a value
+(``<out>/failures/<method>.json`` and a printed line); the others still run and the exit status
+is 1 (an installed plug-in that cannot be used fails the same way, with its ``PluginError``).
+``--set key=value`` passes an override to every method's builder (ablations, e.g. ``--set
+fusion=mixup``); values are read as JSON when they parse (``3``, ``[1,2]``), else kept as
+strings (:func:`harness.cli.common.parse_overrides`), then parsed against the method's config
+field types (``SLTMethod.coerce_overrides``).
 
 User errors raise ``ValueError`` with a message naming the problem; ``harness.cli.main`` prints
 it as one line. ``--lang`` outside the supported languages is refused before anything runs.
@@ -27,7 +29,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.leaderboard import build_leaderboard
     from harness.runner import run_methods, run_path, summarize
 
-    methods = resolve_methods(args.methods)
+    methods = resolve_methods(args.methods, broken_plugins=True)
     if args.lang is not None:
         check_run_lang(args.lang, args.dataset)
     overrides = parse_overrides(args.set)
