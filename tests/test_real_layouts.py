@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from harness.cli import main
@@ -51,7 +52,6 @@ def _run(tmp_path, dataset, root, method, extra=()):
     return runs
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("method", ["hfa", "hypersign", "signfuse", "signx", "signbind"])
 def test_every_method_runs_on_the_phoenix_layout(tmp_path, exported, method):
     runs = _run(tmp_path, "phoenix14t", exported / "phoenix14t", method,
@@ -60,12 +60,35 @@ def test_every_method_runs_on_the_phoenix_layout(tmp_path, exported, method):
     assert set(streams) <= {"frames", "keypoints", "poses", "lips", "frame_labels"}
 
 
-@pytest.mark.slow
 def test_a_keypoint_method_trains_on_pose_files(tmp_path, exported):
     runs = _run(tmp_path, "pose", exported / "pose", "hypersign", ["--set", "stream=keypoints"])
     assert runs[0]["config"]["data"]["streams"] == ["keypoints"]
     losses = runs[0]["training"]["history"]
     assert losses and all(h["losses"]["loss"] == h["losses"]["loss"] for h in losses)  # finite
+
+
+@pytest.mark.parametrize("fmt,kw", [("csl-daily", {"trust_pickle": True}), ("how2sign", {})])
+def test_exported_layouts_read_back(tmp_path, exported, fmt, kw):
+    from harness.data import load_dataset
+    from harness.data.synthetic import SyntheticCorpus
+
+    root = exported / "how2sign" if fmt == "how2sign" else tmp_path
+    if fmt != "how2sign":
+        export_dataset(fmt, root, size=2, resolution=32, progress=False)
+    corpus = SyntheticCorpus("test", size=2, resolution=32)
+    data = load_dataset(fmt, "test", root=root, **kw)
+    assert len(data) == 2
+    for sample, ref in zip(data, (corpus[0], corpus[1]), strict=True):
+        assert (sample.name, sample.text, sample.num_frames) == (ref.name, ref.text,
+                                                                  ref.num_frames)
+        assert sample.gloss == (None if fmt == "how2sign" else ref.gloss)
+        hands = ref.keypoints[:, :42]
+        seen = hands[..., 2] > 0
+        np.testing.assert_allclose(sample.keypoints[:, :42][seen][:, :2], hands[seen][:, :2],
+                                   atol=1e-4)
+        if fmt == "csl-daily":
+            assert sample.frames.shape == ref.frames.shape  # JPEG: lossy, same size
+            assert sample.lips.shape == ref.lips.shape
 
 
 def test_missing_streams_are_one_error_before_training(tmp_path, exported):
