@@ -279,3 +279,25 @@ def test_signjoey_mixed_widths_and_trust_pickle_flag(tmp_path, capsys):
     assert status == 1  # the pickle is read; the run stops at the width check, not the gate
     failure = (tmp_path / "runs/failures/hfa.json").read_text()
     assert "6 wide but entry 0 has 8" in failure and "trust_pickle=True" not in failure
+
+
+def test_docs_mapping_table_is_the_code():
+    """docs/data.md prints the joint table; it must say what LAYOUT_TABLES does."""
+    from pathlib import Path
+
+    from harness.data.keypoints import LAYOUT_TABLES
+
+    text = (Path(__file__).parents[1] / "docs/data.md").read_text(encoding="utf-8")
+    rows = [line.split("|")[1:5] for line in text.splitlines()
+            if line.startswith("| ") and line.split("|")[1].strip().isdigit()]
+    assert [int(r[0]) for r in rows] == list(range(42, 75))
+    for joint, name, openpose, holistic in rows:
+        j = int(joint)
+        assert name.strip() == f"`{SIGNFUSE_75_NAMES[j]}`"
+        component, point = LAYOUT_TABLES[OPENPOSE][j]
+        kind = {"pose_keypoints_2d": "BODY_25", "face_keypoints_2d": "face"}.get(
+            component, component.split("_")[1] + " hand")
+        assert openpose.strip().startswith(f"{kind} {point}"), (j, openpose)
+        component, point = LAYOUT_TABLES[HOLISTIC][j]
+        kind = {"POSE_LANDMARKS": "pose", "FACE_LANDMARKS": "face mesh"}[component]
+        assert holistic.strip() == f"{kind} {point}", (j, holistic)

@@ -108,3 +108,9 @@ def test_missing_streams_are_one_error_before_training(tmp_path, exported):
     with pytest.raises(MissingStreamError, match=r"hfa needs data .*'how2sign'.* frames"):
         run_method("hfa", dataset="how2sign", root=exported / "how2sign", out=tmp_path,
                    train_size=2, eval_size=1, progress=False)
+
+
+def test_reader_options_are_refused_for_the_synthetic_corpus(tmp_path, capsys):
+    assert main(["run", "--methods", "hfa", "--trust-pickle", "--labels", "x.tsv",
+                 "--out", str(tmp_path)]) == 2
+    assert "--labels, --trust-pickle apply to real datasets" in capsys.readouterr().err

@@ -33,6 +33,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     data_options = {k: v for k, v in (("keypoints_dir", args.keypoints_dir),
                                       ("labels", args.labels),
                                       ("trust_pickle", args.trust_pickle or None)) if v is not None}
+    if data_options and args.dataset == "synthetic":
+        flags = ", ".join("--" + k.replace("_", "-") for k in data_options)
+        raise ValueError(f"run: {flags} apply to real datasets (--dataset phoenix14t, "
+                         f"csl-daily, how2sign, pose, signjoey), not to the synthetic corpus")
     t0 = time.perf_counter()
     runs, failures = run_methods(
         methods, out=args.out, dataset=args.dataset, lang=args.lang, profile=args.profile,
