@@ -364,7 +364,7 @@ def run_method(key: str, dataset: str = "synthetic", lang: str | None = None,
         "generation": gen,
         "data": {"train_size": len(data["train"]), "dev_size": len(data["dev"]),
                  "test_size": len(data["test"]), "resolution": resolution, "seed": seed,
-                 "streams": list(streams)},
+                 "streams": list(streams), "options": dict(data_options or {})},
         "text": resources.saved,
         "epochs_requested": epochs,
     })

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 SMALL = ["--epochs", "5", "--train-size", "2", "--eval-size", "1", "--measure-iters", "1",
          "--quiet"]
 #: the one override a method needs on PHOENIX + keypoints (SignX: the format keypoints give)
-OVERRIDES = {"signx": ["--set", 'formats=[["mediapipe", 258]]']}
+OVERRIDES = {"signx": ["--set", 'formats=[["mediapipe", 258]]'],
+             "signbind": ["--labels", "frame_labels.tsv"]}  # the export's true frame labels
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +57,10 @@ def _run(tmp_path, dataset, root, method, extra=()):
 def test_every_method_runs_on_the_phoenix_layout(tmp_path, exported, method):
     runs = _run(tmp_path, "phoenix14t", exported / "phoenix14t", method,
                 OVERRIDES.get(method, ()))
-    streams = runs[0]["config"]["data"]["streams"]
-    assert set(streams) <= {"frames", "keypoints", "poses", "lips", "frame_labels"}
+    data = runs[0]["config"]["data"]
+    assert set(data["streams"]) <= {"frames", "keypoints", "poses", "lips", "frame_labels"}
+    if method == "signbind":
+        assert data["options"] == {"labels": "frame_labels.tsv"}
 
 
 def test_a_keypoint_method_trains_on_pose_files(tmp_path, exported):

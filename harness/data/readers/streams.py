@@ -30,7 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from harness.data.keypoints import FACE, UPPER_BODY_NAMES, mediapipe_feature
+from harness.data.keypoints import (
+    FACE,
+    OPENPOSE,
+    UPPER_BODY_NAMES,
+    mediapipe_feature,
+    to_signfuse,
+)
 from harness.data.readers.common import (
     DatasetFormatError,
     DatasetMissingError,
@@ -39,6 +45,7 @@ from harness.data.readers.common import (
     scan_numbered,
 )
 from harness.data.readers.openpose import ANY_FRAME, DEFAULT_IMAGE_SIZE, read_openpose_folder
+from harness.data.readers.posefile import read_pose_file
 from harness.data.sample import FRAME_FINGERSPELLING, FRAME_REST, FRAME_SIGN
 
 LABEL_COLUMNS: tuple[str, ...] = ("name", "frame_labels")
@@ -143,9 +150,6 @@ def find_keypoints(root: Path | None, name: str) -> KeypointEntry | None:
 def load_keypoints(entry: KeypointEntry, source: str, expected: int | None,
                    image_size: Callable[[], tuple[float, float] | None]) -> np.ndarray:
     """(T, 75, 3) keypoints of ``entry`` (``expected``: the frame count they must have)."""
-    from harness.data.keypoints import OPENPOSE, to_signfuse
-    from harness.data.readers.posefile import read_pose_file
-
     if entry.kind == "pose":
         keypoints = read_pose_file(entry.path)
         if expected is not None and len(keypoints) != expected:
