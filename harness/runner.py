@@ -160,9 +160,11 @@ def materialize(samples: Sequence[Sample], streams: Sequence[str], desc: str = "
 
 
 def load_split(dataset: str, split: str, *, lang: str, size: int | None, resolution: int,
-               seed: int, root: str | Path | None = None) -> Sequence[Sample]:
+               seed: int, root: str | Path | None = None,
+               options: Mapping[str, Any] | None = None) -> Sequence[Sample]:
     """One split: the synthetic corpus takes size/resolution/seed; real datasets are read from
-    ``root`` and cut to the first ``size`` samples when ``size`` is given."""
+    ``root`` with the reader's ``options`` (keypoints_dir, labels, require, trust_pickle) and cut
+    to the first ``size`` samples when ``size`` is given."""
     from harness.data import load_dataset
 
     if dataset == "synthetic":
@@ -170,7 +172,7 @@ def load_split(dataset: str, split: str, *, lang: str, size: int | None, resolut
         if size is not None:
             kw["size"] = size
         return load_dataset("synthetic", split, **kw)
-    data = load_dataset(dataset, split, root=root)
+    data = load_dataset(dataset, split, root=root, **(options or {}))
     if size is not None:
         data = [data[i] for i in range(min(size, len(data)))]
     return data
@@ -262,14 +264,17 @@ def run_method(key: str, dataset: str = "synthetic", lang: str | None = None,
                resume: bool = False, overrides: Mapping[str, Any] | None = None, *,
                root: str | Path | None = None, batch_size: int | None = None,
                checkpoint_every_steps: int | None = None, measure_iters: int | None = None,
+               data_options: Mapping[str, Any] | None = None,
                progress: bool = True, callbacks: Sequence[Any] = ()) -> list[dict[str, Any]]:
     """Train, evaluate (dev, test), measure and write run JSONs for method ``key``.
 
     Returns the run dicts (already validated and written; :func:`run_path` gives each file).
-    Sizes/resolution/language default per profile (docs/components.md, "harness.runner").
-    ``callbacks`` are handed to the trainer (``TrainConfig.callbacks``).
+    Sizes/resolution/language default per profile (docs/components.md, "harness.runner");
+    ``data_options`` go to a real dataset's reader (docs/data.md); ``callbacks`` are handed to
+    the trainer (``TrainConfig.callbacks``).
     """
     from harness import ops
+    from harness.data.needs import check_streams, required_annotations
     from harness.evaluate import evaluate_split, measure_method
     from harness.measure import capture_environment
     from harness.method import scale_epochs
@@ -302,15 +307,20 @@ def run_method(key: str, dataset: str = "synthetic", lang: str | None = None,
                 "variant": variant_name(overrides)}
     run_dir = run_directory(out, identity)
 
+    annotations = required_annotations(cls)
+    options = None if dataset == "synthetic" else {**(data_options or {}), "require": annotations}
     splits = {split: load_split(dataset, split, lang=lang, seed=seed, root=root,
                                 size=train_size if split == "train" else eval_size,
-                                resolution=resolution)
+                                resolution=resolution, options=options)
               for split in ("train", *SPLITS_EVALUATED)}
+    check_streams(key, dataset, splits, (), annotations=annotations)
     resources = build_text_resources(cls, splits["train"], lang,
                                      run_dir if info.is_main else None)
     torch.manual_seed(seed)  # method initialisation is part of the seeded run
     method = build_method(key, profile, resources, overrides)
     streams = tuple(method.inputs) or ("keypoints",)
+    check_streams(key, dataset, splits, streams, getattr(method, "pose_formats", ()),
+                  hints=getattr(method, "stream_hints", None))
     data = {split: materialize(samples, streams, desc=f"{key}: load {split}",
                                progress=progress and info.is_main)
             for split, samples in splits.items()}
@@ -328,7 +338,8 @@ def run_method(key: str, dataset: str = "synthetic", lang: str | None = None,
         settings=_json_safe({"dataset": dataset, "lang": lang, "profile": profile,
                              "backend": backend_name, "resolution": resolution,
                              "train_size": train_size, "eval_size": eval_size,
-                             "overrides": dict(overrides or {})}))
+                             "overrides": dict(overrides or {}),
+                             "data_options": dict(data_options or {})}))
     backend_ctx = ops.use_backend(backend) if backend is not None else contextlib.nullcontext()
     with backend_ctx:
         trainer = Trainer(method, data["train"], data["dev"], cfg,
@@ -366,7 +377,7 @@ def run_method(key: str, dataset: str = "synthetic", lang: str | None = None,
         "generation": gen,
         "data": {"train_size": len(data["train"]), "dev_size": len(data["dev"]),
                  "test_size": len(data["test"]), "resolution": resolution, "seed": seed,
-                 "streams": list(streams)},
+                 "streams": list(streams), "options": dict(data_options or {})},
         "text": resources.saved,
         "epochs_requested": epochs,
     })

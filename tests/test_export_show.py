@@ -66,7 +66,7 @@ def test_export_cli_and_errors(tmp_path, capsys):
     png = out / "features/fullFrame-210x260px/test" / name / "images0001.png"
     assert Image.open(png).size == (32, 32)
     with pytest.raises(SystemExit):  # argparse rejects an unknown format
-        _run(["data", "export", "--format", "csl-daily", "--out", str(out)])
+        _run(["data", "export", "--format", "phoenix2014", "--out", str(out)])
     with pytest.raises(ValueError, match="--size must be at least 1"):
         _run(["data", "export", "--format", "phoenix14t", "--out", str(out), "--size", "0"])
     blocker = tmp_path / "file"

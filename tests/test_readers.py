@@ -491,7 +491,7 @@ def _expected_keypoints(people: list[dict | None], size=(1280.0, 720.0)) -> np.n
 
 def test_how2sign_reads_text_and_keypoints(tmp_path):
     people = write_how2sign(tmp_path)
-    data = load_dataset("how2sign", "train", root=tmp_path)
+    data = load_dataset("how2sign", "train", root=tmp_path, keypoint_layout="openpose137")
     assert [s.name for s in data] == list(people)
     assert data[0].text == 'And then you "fold" it number 0.'
     assert data[0].gloss is None and data[0].signer is None and data[0].frames is None
@@ -513,7 +513,8 @@ def test_how2sign_val_split_pixel_units_and_custom_folder(tmp_path):
     people = write_how2sign(tmp_path, split_file="val",
                             keypoints_dir="val_2D_keypoints/openpose_output/json")
     data = load_dataset("how2sign", "dev", root=tmp_path, image_size=None,
-                        keypoints_dir="{split}_2D_keypoints/openpose_output/json")
+                        keypoints_dir="{split}_2D_keypoints/openpose_output/json",
+                        keypoint_layout="openpose137")
     sample = data[0]
     np.testing.assert_allclose(sample.keypoints, _expected_keypoints(people[sample.name], None),
                                rtol=1e-6)
@@ -539,7 +540,7 @@ def test_how2sign_structural_json_errors(tmp_path):
     people = write_how2sign(tmp_path, clips=1)
     name = next(iter(people))
     path = tmp_path / "openpose_output/json" / name / f"{name}_000000000001_keypoints.json"
-    sample = load_dataset("how2sign", "train", root=tmp_path)[0]
+    sample = load_dataset("how2sign", "train", root=tmp_path, keypoint_layout="openpose137")[0]
     doc = json.loads(path.read_text())
     doc["people"][0]["face_keypoints_2d"] = doc["people"][0]["face_keypoints_2d"][:-3]
     path.write_text(json.dumps(doc))

@@ -64,6 +64,8 @@ class SignBind(VisualFrontend, SignBindMetrics, SLTMethod):
     #: timed side by side by benchmarks/test_methods.py: the paper's gate vs cross-attention
     benchmark_variants: ClassVar[tuple[dict[str, Any], ...]] = ({}, {"fusion": "cross"})
     config_class: ClassVar[type | None] = SignBindConfig
+    #: read by the runner's data check (harness.data.needs) when a stream is missing
+    stream_hints: ClassVar[dict[str, str]] = {"lips": "--set use_lipreading=false"}
 
     def __init__(self, profile: str = "tiny", tokenizer: Any = None,
                  pseudo_gloss: PseudoGlossExtractor | None = None,

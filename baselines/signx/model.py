@@ -69,6 +69,10 @@ class SignX(SignXInputs):
         "paper": {"resolution": 224, "batch_size": 32},
     }
     config_class: ClassVar[type | None] = SignXConfig
+    #: read by the runner's data check (harness.data.needs) when a stream is missing
+    stream_hints: ClassVar[dict[str, str]] = {
+        "poses": "--set 'formats=[[\"mediapipe\", 258]]' (the format keypoints give) or "
+                 "--set pipeline=pixel"}
 
     def __init__(self, profile: str = "tiny", *, tokenizer: Any = None, gloss_vocab: Any = None,
                  **overrides: Any) -> None:
@@ -79,6 +83,8 @@ class SignX(SignXInputs):
                              "builds one from the training glosses")
         self.tokenizer, self.gloss_vocab = tokenizer, gloss_vocab
         self.inputs = ("frames", "poses") if cfg.pipeline == "latent" else ("frames",)
+        #: the pose formats the batch must carry (checked against the data before training)
+        self.pose_formats = tuple(n for n, _ in cfg.formats) if cfg.pipeline == "latent" else ()
         self.beam_size, self.length_penalty, self.max_len = (cfg.beam_size, cfg.length_penalty,
                                                              cfg.max_len)
         num_glosses = len(gloss_vocab.itos)

@@ -1,8 +1,8 @@
 """``signbench data ...`` subcommands: ``export`` and ``show``.
 
-* ``signbench data export --format phoenix14t --out DIR [--lang de] [--seed 0]
-  [--splits train dev test] [--size N] [--resolution 64]`` — write the synthetic corpus in the
-  PHOENIX-2014T layout (see ``harness.data.export``).
+* ``signbench data export --format phoenix14t|csl-daily|how2sign|pose --out DIR [--lang de]
+  [--seed 0] [--splits train dev test] [--size N] [--resolution 64] [--pose-layout L]`` — write
+  the synthetic corpus in a published layout with its keypoints (see ``harness.data.export``).
 * ``signbench data show NAME_OR_INDEX --out FILE.png [--dataset synthetic] [--root DIR]
   [--split train] [--lang de] [--seed 0] [--frames 8]`` — render one sample (frame grid with
   keypoints, gloss and text) to a PNG (``harness.data.show``). ``NAME_OR_INDEX`` is an index
@@ -17,20 +17,21 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-EXPORT_FORMATS = ("phoenix14t",)
+EXPORT_FORMATS = ("phoenix14t", "csl-daily", "how2sign", "pose")
+POSE_LAYOUTS = ("openpose137", "holistic543")
 
 
 def cmd_data_export(args: argparse.Namespace) -> int:
-    from harness.data.export import export_phoenix14t
+    from harness.data.export import export_dataset
 
     if args.format not in EXPORT_FORMATS:  # argparse choices guard this; kept for direct calls
         raise ValueError(f"data export: unknown format {args.format!r}; "
                          f"expected one of {EXPORT_FORMATS}")
     if args.size is not None and args.size < 1:
         raise ValueError(f"data export: --size must be at least 1, got {args.size}")
-    written = export_phoenix14t(args.out, lang=args.lang, seed=args.seed, splits=args.splits,
-                                size=args.size, resolution=args.resolution,
-                                progress=not args.quiet)
+    written = export_dataset(args.format, args.out, lang=args.lang, seed=args.seed,
+                             splits=args.splits, size=args.size, resolution=args.resolution,
+                             pose_layout=args.pose_layout, progress=not args.quiet)
     counts = ", ".join(f"{split} {n}" for split, n in written.items())
     print(f"wrote {args.format} layout to {args.out}: {counts} videos")
     return 0
@@ -83,6 +84,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     e.add_argument("--size", type=int, default=None,
                    help="videos per split (default: 2000 train, 200 dev, 200 test)")
     e.add_argument("--resolution", type=int, default=64, help="frame side in pixels (64)")
+    e.add_argument("--pose-layout", default="openpose137", choices=POSE_LAYOUTS,
+                   help="layout of the .pose files of --format pose (default openpose137)")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=cmd_data_export)
 

@@ -9,7 +9,8 @@ is 1 (an installed plug-in that cannot be used fails the same way, with its ``Pl
 ``--set key=value`` passes an override to every method's builder (ablations, e.g. ``--set
 fusion=mixup``); values are read as JSON when they parse (``3``, ``[1,2]``), else kept as
 strings (:func:`harness.cli.common.parse_overrides`), then parsed against the method's config
-field types (``SLTMethod.coerce_overrides``).
+field types (``SLTMethod.coerce_overrides``). ``--keypoints-dir``, ``--labels`` and
+``--trust-pickle`` go to a real dataset's reader (docs/data.md).
 
 User errors raise ``ValueError`` with a message naming the problem; ``harness.cli.main`` prints
 it as one line. ``--lang`` outside the supported languages is refused before anything runs.
@@ -33,12 +34,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.lang is not None:
         check_run_lang(args.lang, args.dataset)
     overrides = parse_overrides(args.set)
+    data_options = {k: v for k, v in (("keypoints_dir", args.keypoints_dir),
+                                      ("labels", args.labels),
+                                      ("trust_pickle", args.trust_pickle or None)) if v is not None}
+    if data_options and args.dataset == "synthetic":
+        flags = ", ".join("--" + k.replace("_", "-") for k in data_options)
+        raise ValueError(f"run: {flags} apply to real datasets (--dataset phoenix14t, "
+                         f"csl-daily, how2sign, pose, signjoey), not to the synthetic corpus")
     t0 = time.perf_counter()
     runs, failures = run_methods(
         methods, out=args.out, dataset=args.dataset, lang=args.lang, profile=args.profile,
         backend=args.backend, device=args.device, epochs=args.epochs, seed=args.seed,
         train_size=args.train_size, eval_size=args.eval_size, resolution=args.resolution,
-        resume=args.resume, overrides=overrides, root=args.root, progress=not args.quiet)
+        resume=args.resume, overrides=overrides, root=args.root, data_options=data_options,
+        measure_iters=args.measure_iters, progress=not args.quiet)
     if runs:
         paths = [run_path(args.out, r) for r in runs]
         report = build_leaderboard(paths, [], Path(args.results))
@@ -76,6 +85,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                    help="method keys (default: every registered method)")
     p.add_argument("--dataset", default="synthetic", help="dataset key (default: synthetic)")
     p.add_argument("--root", default=None, help="dataset folder (real datasets)")
+    p.add_argument("--keypoints-dir", default=None, metavar="DIR",
+                   help="keypoints beside the videos: <name>.pose files or <name>/ folders of "
+                        "OpenPose JSON (relative to --root; {split} is substituted)")
+    p.add_argument("--labels", default=None, metavar="FILE",
+                   help="frame labels file (name<TAB>rest/sign/fingerspelling per frame); "
+                        "default: every frame 'sign'")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow pickle-based sources (signjoey, csl-daily) to unpickle their files "
+                        "(pickles can run code: only for files you trust)")
     p.add_argument("--lang", default=None,
                    help="text language (synthetic: de, en, zh; default: the method's, else de)")
     p.add_argument("--profile", default="tiny", choices=sorted(PROFILE_DATA))
@@ -93,5 +111,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--train-size", type=positive("--train-size"), default=None)
     p.add_argument("--eval-size", type=positive("--eval-size"), default=None)
     p.add_argument("--resolution", type=positive("--resolution"), default=None)
+    p.add_argument("--measure-iters", type=positive("--measure-iters"), default=None,
+                   help="timed inferences of the efficiency pass (default: the profile's)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_run)

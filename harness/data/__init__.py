@@ -6,6 +6,7 @@ sequence of ``Sample`` (see ``harness.data.sample``).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 
 from harness.data.sample import (
@@ -53,7 +54,20 @@ def load_dataset(name: str, split: str, root=None, **kw) -> Sequence[Sample]:
     if name not in _SOURCES:
         known = ", ".join(sorted(_SOURCES)) or "none"
         raise ValueError(f"unknown dataset {name!r}; available: {known}")
+    _check_options(name, _SOURCES[name], kw)
     return _SOURCES[name](split, root=root, **kw)
+
+
+def _check_options(name: str, loader: Callable[..., Sequence[Sample]], kw: dict) -> None:
+    """A clear error for an option the source does not take (instead of a TypeError)."""
+    params = inspect.signature(loader).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(kw) - set(params))
+    if unknown:
+        accepted = sorted(p for p in params if p not in ("split", "root"))
+        raise ValueError(f"dataset {name!r} does not take option(s) {unknown}; it takes "
+                         f"{accepted}")
 
 
 __all__ = [

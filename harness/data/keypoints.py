@@ -13,6 +13,11 @@
   "not observed" from "at the origin".
 * **MediaPipe Holistic** — 33 pose + 468 face + 21 + 21 hand landmarks; SignX's MediaPipe pose
   feature is 33×4 (x, y, z, visibility) + 2×21×3 = 258 values.
+* **OpenPose BODY_25 + face + hands** — 25 + 70 + 21 + 21 = 137 points (How2Sign's JSON).
+
+``to_signfuse(points, layout)`` maps an OpenPose-137 or Holistic-543 array onto the 75 joints
+(confidence kept; a joint with no counterpart gets confidence 0) and ``from_signfuse`` goes
+back (for exports). The joint-by-joint tables are ``LAYOUT_TABLES``; docs/data.md prints them.
 """
 
 from __future__ import annotations
@@ -117,3 +122,125 @@ def to_coco_wholebody(keypoints: np.ndarray) -> np.ndarray:
     src = np.nonzero(SIGNFUSE_TO_COCO133 >= 0)[0]
     out[:, SIGNFUSE_TO_COCO133[src]] = kp[:, src]
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Source layouts (OpenPose BODY_25 + face + hands, MediaPipe Holistic) -> SignFuse 75
+# --------------------------------------------------------------------------------------------
+
+OPENPOSE = "openpose137"
+HOLISTIC = "holistic543"
+#: Each layout's components (the names pose-format and OpenPose JSON use) and point counts.
+LAYOUT_COMPONENTS: dict[str, tuple[tuple[str, int], ...]] = {
+    OPENPOSE: (("pose_keypoints_2d", 25), ("face_keypoints_2d", 70),
+               ("hand_left_keypoints_2d", 21), ("hand_right_keypoints_2d", 21)),
+    HOLISTIC: (("POSE_LANDMARKS", MEDIAPIPE_POSE), ("FACE_LANDMARKS", MEDIAPIPE_FACE),
+               ("LEFT_HAND_LANDMARKS", MEDIAPIPE_HAND), ("RIGHT_HAND_LANDMARKS", MEDIAPIPE_HAND)),
+}
+OPENPOSE_BODY25: tuple[str, ...] = (
+    "Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist", "MidHip",
+    "RHip", "RKnee", "RAnkle", "LHip", "LKnee", "LAnkle", "REye", "LEye", "REar", "LEar",
+    "LBigToe", "LSmallToe", "LHeel", "RBigToe", "RSmallToe", "RHeel",
+)
+_OP_BODY = {n: i for i, n in enumerate(OPENPOSE_BODY25)}
+#: Upper-body joint -> (OpenPose component, point): BODY_25 where it has the joint, the iBUG face
+#: (OpenPose face 0-67 is iBUG-68) for eye corners and mouth corners, the hands' MCP joints for
+#: MediaPipe's pinky / index / thumb knuckles.
+_OPENPOSE_BODY: dict[str, tuple[str, int]] = {
+    "nose": ("pose_keypoints_2d", _OP_BODY["Nose"]),
+    "left_eye_inner": ("face_keypoints_2d", 42),
+    "left_eye": ("pose_keypoints_2d", _OP_BODY["LEye"]),
+    "left_eye_outer": ("face_keypoints_2d", 45), "right_eye_inner": ("face_keypoints_2d", 39),
+    "right_eye": ("pose_keypoints_2d", _OP_BODY["REye"]),
+    "right_eye_outer": ("face_keypoints_2d", 36),
+    "left_ear": ("pose_keypoints_2d", _OP_BODY["LEar"]),
+    "right_ear": ("pose_keypoints_2d", _OP_BODY["REar"]),
+    "mouth_left": ("face_keypoints_2d", 54), "mouth_right": ("face_keypoints_2d", 48),
+    "left_shoulder": ("pose_keypoints_2d", _OP_BODY["LShoulder"]),
+    "right_shoulder": ("pose_keypoints_2d", _OP_BODY["RShoulder"]),
+    "left_elbow": ("pose_keypoints_2d", _OP_BODY["LElbow"]),
+    "right_elbow": ("pose_keypoints_2d", _OP_BODY["RElbow"]),
+    "left_wrist": ("pose_keypoints_2d", _OP_BODY["LWrist"]),
+    "right_wrist": ("pose_keypoints_2d", _OP_BODY["RWrist"]),
+    "left_pinky": ("hand_left_keypoints_2d", 17), "right_pinky": ("hand_right_keypoints_2d", 17),
+    "left_index": ("hand_left_keypoints_2d", 5), "right_index": ("hand_right_keypoints_2d", 5),
+    "left_thumb": ("hand_left_keypoints_2d", 2), "right_thumb": ("hand_right_keypoints_2d", 2),
+}
+#: The ten face points in MediaPipe Face Mesh numbering (same order as ``FACE_POINTS``).
+FACE_MESH_POINTS: tuple[int, ...] = (105, 334, 1, 152, 61, 291, 0, 17, 13, 14)
+
+
+def _table(layout: str) -> tuple[tuple[str, int], ...]:
+    if layout == OPENPOSE:
+        hands = ("hand_left_keypoints_2d", "hand_right_keypoints_2d")
+        body = tuple(_OPENPOSE_BODY[n] for n in UPPER_BODY_NAMES)
+        face = tuple(("face_keypoints_2d", ibug) for _, ibug in FACE_POINTS)
+    else:
+        hands = ("LEFT_HAND_LANDMARKS", "RIGHT_HAND_LANDMARKS")
+        body = tuple(("POSE_LANDMARKS", i) for i in range(len(UPPER_BODY_NAMES)))
+        face = tuple(("FACE_LANDMARKS", i) for i in FACE_MESH_POINTS)
+    hand = tuple((c, j) for c in hands for j in range(len(HAND_JOINT_NAMES)))
+    return hand + body + face
+
+
+#: For each layout and each of the 75 joints, the (component, point index) it is read from.
+LAYOUT_TABLES: dict[str, tuple[tuple[str, int], ...]] = {n: _table(n) for n in LAYOUT_COMPONENTS}
+
+
+def layout_size(layout: str) -> int:
+    """Number of points of ``layout`` (137 for OpenPose, 543 for Holistic)."""
+    return sum(n for _, n in LAYOUT_COMPONENTS[_known(layout)])
+
+
+def _known(layout: str) -> str:
+    if layout not in LAYOUT_COMPONENTS:
+        raise ValueError(f"unknown keypoint layout {layout!r}; expected one of "
+                         f"{sorted(LAYOUT_COMPONENTS)}")
+    return layout
+
+
+def layout_index(layout: str) -> np.ndarray:
+    """(75,) flat index into ``layout``'s stacked points for each SignFuse joint."""
+    offsets, start = {}, 0
+    for name, n in LAYOUT_COMPONENTS[_known(layout)]:
+        offsets[name] = start
+        start += n
+    return np.array([offsets[c] + i for c, i in LAYOUT_TABLES[layout]], dtype=np.int64)
+
+
+def to_signfuse(points: np.ndarray, layout: str) -> np.ndarray:
+    """(T, P, 3) points of ``layout`` (x, y, confidence) -> (T, 75, 3) float32 SignFuse joints."""
+    pts = np.asarray(points)
+    size = layout_size(layout)
+    if pts.ndim != 3 or pts.shape[1] != size or pts.shape[2] != 3:
+        raise ValueError(f"expected {layout} keypoints of shape (T, {size}, 3), got {pts.shape}")
+    return np.ascontiguousarray(pts[:, layout_index(layout)], dtype=np.float32)
+
+
+def from_signfuse(keypoints: np.ndarray, layout: str) -> np.ndarray:
+    """(T, 75, 3) SignFuse joints -> (T, P, 3) points of ``layout``; points no joint maps to get
+    zeros (confidence 0). Where two joints read one point, the first joint's value is written."""
+    kp = np.asarray(keypoints)
+    if kp.ndim != 3 or kp.shape[1] != NUM_SIGNFUSE:
+        raise ValueError(f"expected SignFuse keypoints of shape (T, {NUM_SIGNFUSE}, C), "
+                         f"got {kp.shape}")
+    out = np.zeros((kp.shape[0], layout_size(layout), kp.shape[2]), dtype=np.float32)
+    index = layout_index(layout)
+    first = np.unique(index, return_index=True)[1]
+    out[:, index[first]] = kp[:, first]
+    return out
+
+
+def mediapipe_feature(keypoints: np.ndarray) -> np.ndarray:
+    """SignX's MediaPipe pose format (T, 258) from (T, 75, 3) joints: 33 pose landmarks as
+    (x, y, z, visibility) then both hands as (x, y, z); z is 0 (2-D keypoints), visibility is
+    the joint's confidence, and the 10 lower-body landmarks the 75 joints lack are zeros."""
+    kp = np.asarray(keypoints, dtype=np.float32)
+    t = kp.shape[0]
+    pose = np.zeros((t, MEDIAPIPE_POSE, 4), dtype=np.float32)
+    pose[:, : len(UPPER_BODY_NAMES), :2] = kp[:, UPPER_BODY, :2]
+    pose[:, : len(UPPER_BODY_NAMES), 3] = kp[:, UPPER_BODY, 2]
+    hands = np.zeros((t, 2 * MEDIAPIPE_HAND, 3), dtype=np.float32)
+    hands[:, :MEDIAPIPE_HAND, :2] = kp[:, LEFT_HAND, :2]
+    hands[:, MEDIAPIPE_HAND:, :2] = kp[:, RIGHT_HAND, :2]
+    return np.concatenate([pose.reshape(t, -1), hands.reshape(t, -1)], axis=1)

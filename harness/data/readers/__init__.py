@@ -1,11 +1,16 @@
 """Readers for the real sign-language dataset formats.
 
-Importing this package registers four sources with ``harness.data.register_source``:
+Importing this package registers five sources with ``harness.data.register_source``:
 
 * ``phoenix14t`` (``harness.data.readers.phoenix``): PHOENIX-2014T CSV annotations + PNG frames.
 * ``signjoey``   (``harness.data.readers.signjoey``): signjoey / SLRT gzip-pickled feature files.
 * ``csl-daily``  (``harness.data.readers.csl_daily``): CSL-Daily label pickle + split file + JPGs.
 * ``how2sign``   (``harness.data.readers.how2sign``): How2Sign realigned TSV + OpenPose JSON.
+* ``pose``       (``harness.data.readers.pose``): ``.pose`` files (pose-format) + a TSV index.
+
+Every reader takes ``keypoints_dir`` (``.pose`` files or OpenPose JSON folders, mapped onto the
+75 joints), ``labels`` (frame labels) and ``require`` (which of gloss / text must be non-empty);
+the derived streams are in ``harness.data.readers.streams``.
 
 Every reader parses its annotation files eagerly (cheap metadata: name, signer, gloss, text) and
 leaves the heavy streams (frames, keypoints, features) to ``Sample`` loaders, so listing a split
@@ -25,7 +30,7 @@ The checks the readers share (table parsing with line numbers, split names, numb
 folders, image decoding, the pickle trust gate) are in ``harness.data.readers.common``.
 """
 
-from harness.data.readers import csl_daily, how2sign, phoenix, signjoey
+from harness.data.readers import csl_daily, how2sign, phoenix, pose, signjoey
 from harness.data.readers.common import (
     SPLIT_ALIASES,
     DatasetError,
@@ -45,5 +50,6 @@ __all__ = [
     "csl_daily",
     "how2sign",
     "phoenix",
+    "pose",
     "signjoey",
 ]

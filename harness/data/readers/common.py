@@ -149,6 +149,32 @@ def read_table(path: Path, sep: str, columns: Sequence[str],
     return rows
 
 
+def required_field(value: str, column: str, required: Sequence[str], where: str,
+                   source: str) -> str | None:
+    """``value`` stripped; empty is an error when ``column`` (``gloss`` / ``text``) is in
+    ``required`` (what the consuming method needs), else ``None``."""
+    value = value.strip()
+    if value:
+        return value
+    if column in required:
+        raise DatasetFormatError(
+            f"{source}: {where}: empty {column} (the method needs every row's {column}; fix or "
+            f"drop the row, or load with require=() when {column} is not used)")
+    return None
+
+
+def frame_size(path: Path, source: str) -> tuple[float, float]:
+    """(width, height) of an image file from its header (no decoding)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return float(image.size[0]), float(image.size[1])
+    except (FileNotFoundError, UnidentifiedImageError, OSError) as exc:
+        raise DatasetFormatError(f"{source}: cannot read the size of image {path}: {exc}") \
+            from None
+
+
 # --------------------------------------------------------------------------------------------
 # Numbered frame folders and images
 # --------------------------------------------------------------------------------------------
@@ -247,7 +273,7 @@ def load_trusted_pickle(path: Path, source: str, trust_pickle: bool) -> Any:
             f"{source}: {path} is a Python pickle, and loading a pickle can run arbitrary code "
             f"embedded in the file. Only load files you obtained from a source you trust; to do "
             f"so, pass trust_pickle=True (e.g. load_dataset({source!r}, split, root=..., "
-            f"trust_pickle=True)).")
+            f"trust_pickle=True); on the command line: signbench run --trust-pickle).")
     try:
         with open(path, "rb") as handle:
             magic = handle.read(2)

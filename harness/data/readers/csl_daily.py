@@ -23,7 +23,9 @@ The label file is a pickle, and unpickling can run arbitrary code, so it is read
 raises when the split is listed. Frames load lazily on ``sample.frames``: the folder must exist and
 hold exactly ``length`` JPGs numbered 0 … length-1 (a missing folder, zero frames, a gap or a count
 that disagrees with ``length`` raises, naming the folder); they decode with Pillow to
-(T, 512, 512, 3) uint8 RGB. ``cache=True`` keeps decoded frames on the Sample.
+(T, 512, 512, 3) uint8 RGB. ``cache=True`` keeps decoded frames on the Sample. Derived streams
+(``harness.data.readers.streams``): ``keypoints_dir`` (default ``keypoints/`` when present),
+``labels``; an empty gloss / text in ``require`` (default both) raises naming the entry.
 """
 
 from __future__ import annotations
@@ -44,13 +46,16 @@ from harness.data.readers.common import (
     PathLike,
     canonical_split,
     checked_numbered,
+    frame_size,
     load_frames,
     load_trusted_pickle,
     read_lines,
     require_file,
     require_root,
     require_str,
+    required_field,
 )
+from harness.data.readers.streams import StreamOptions, derived_loaders, options
 from harness.data.sample import Sample
 
 SOURCE = "csl-daily"
@@ -62,16 +67,18 @@ FIRST_FRAME = 0
 INFO_KEYS: tuple[str, ...] = ("name", "length", "label_gloss", "label_char")
 _SIGNER = re.compile(r"(?:^|_)(P\d+)(?:_|$)")
 LAYOUT = f"{LABEL_FILE}, {SPLIT_FILE} and {FRAMES_DIR}/"
+KEYPOINTS_DIR = "keypoints"
 
 
 @dataclass(frozen=True)
 class _Row:
     name: str
     length: int
-    gloss: str
-    text: str
+    gloss: str | None
+    text: str | None
     folder: Path
     cache: bool
+    streams: StreamOptions
 
 
 def read_split_file(path: Path) -> list[tuple[int, str, str]]:
@@ -105,7 +112,8 @@ def _text_list(value: Any, where: str, key: str) -> list[str]:
     return [require_str(item, SOURCE, where, key) for item in value]
 
 
-def read_info(path: Path, trust_pickle: bool) -> dict[str, dict[str, Any]]:
+def read_info(path: Path, trust_pickle: bool,
+              require: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
     """The label pickle's ``info`` entries by name (after checking their keys and types)."""
     labels = load_trusted_pickle(path, SOURCE, trust_pickle)
     if not isinstance(labels, dict) or "info" not in labels:
@@ -136,8 +144,12 @@ def read_info(path: Path, trust_pickle: bool) -> dict[str, dict[str, Any]]:
             raise DatasetFormatError(f"{SOURCE}: {where}: zero-length video (length {length})")
         by_name[name] = {
             "length": int(length),
-            "gloss": " ".join(_text_list(entry["label_gloss"], where, "label_gloss")),
-            "text": "".join(_text_list(entry["label_char"], where, "label_char")),
+            "gloss": required_field(" ".join(_text_list(entry["label_gloss"], where,
+                                                        "label_gloss")),
+                                    "gloss", require, where, SOURCE),
+            "text": required_field("".join(_text_list(entry["label_char"], where,
+                                                      "label_char")),
+                                   "text", require, where, SOURCE),
         }
     return by_name
 
@@ -148,23 +160,33 @@ def _load_frames(folder: Path, length: int) -> np.ndarray:
     return load_frames(paths, folder, SOURCE)
 
 
+def _first_frame_size(folder: Path) -> tuple[float, float]:
+    return frame_size(folder / f"{FIRST_FRAME:06d}.jpg", SOURCE)
+
+
 def _build(row: _Row) -> Sample:
     match = _SIGNER.search(row.name)
+    loaders = derived_loaders(row.streams, row.name, row.length,
+                              frames=partial(_load_frames, row.folder, row.length),
+                              frame_size=partial(_first_frame_size, row.folder))
     return Sample(name=row.name, num_frames=row.length,
                   signer=match.group(1) if match else None, gloss=row.gloss, text=row.text,
-                  source=SOURCE, cache=row.cache,
-                  loaders={"frames": partial(_load_frames, row.folder, row.length)})
+                  source=SOURCE, cache=row.cache, loaders=loaders)
 
 
 @register_source(SOURCE)
 def load_csl_daily(split: str, root: PathLike | None = None, *, trust_pickle: bool = False,
+                   keypoints_dir: str | None = None, labels: PathLike | None = None,
+                   require: tuple[str, ...] = ("gloss", "text"),
                    cache: bool = False) -> LazySamples:
     """The ``split`` (train / dev / test; ``val`` = dev) of the CSL-Daily copy at ``root``."""
     split = canonical_split(split, SOURCE)
     base = require_root(root, SOURCE, LAYOUT)
     split_path = require_file(base / SPLIT_FILE, SOURCE, "split file")
     label_path = require_file(base / LABEL_FILE, SOURCE, "label file")
-    info = read_info(label_path, trust_pickle)
+    info = read_info(label_path, trust_pickle, require)
+    streams = options(SOURCE, base, split, keypoints_dir=keypoints_dir,
+                      default_keypoints_dir=KEYPOINTS_DIR, labels=labels)
     rows = []
     for number, name, row_split in read_split_file(split_path):
         if row_split != split:
@@ -174,5 +196,6 @@ def load_csl_daily(split: str, root: PathLike | None = None, *, trust_pickle: bo
                                      f"entry in the label file {label_path}")
         entry = info[name]
         rows.append(_Row(name=name, length=entry["length"], gloss=entry["gloss"],
-                         text=entry["text"], folder=base / FRAMES_DIR / name, cache=cache))
+                         text=entry["text"], folder=base / FRAMES_DIR / name, cache=cache,
+                         streams=streams))
     return LazySamples(rows, _build, f"{SOURCE} {split}")

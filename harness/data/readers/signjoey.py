@@ -21,7 +21,10 @@ Laziness: the pickle must be read whole to learn the names and texts, so the ten
 once the split is listed; the conversion to float32 numpy happens on first access of
 ``features`` (and is cached only with ``cache=True``). Checks at listing: every entry is a dict with
 the five keys, text fields are text, ``sign`` is 2-D with at least one frame (zero-length video is
-an error), names are unique. At access: the features are finite (NaN / inf raises).
+an error), names are unique, every entry has the same feature width (mixed widths raise naming
+both entries), and ``gloss`` / ``text`` are not empty when named in ``require`` (default both).
+At access: the features are finite (NaN / inf raises). ``keypoints_dir`` / ``labels``: the
+derived streams of ``harness.data.readers.streams`` (keypoints by sample name).
 """
 
 from __future__ import annotations
@@ -44,7 +47,9 @@ from harness.data.readers.common import (
     require_file,
     require_root,
     require_str,
+    required_field,
 )
+from harness.data.readers.streams import StreamOptions, derived_loaders, options
 from harness.data.sample import Sample
 
 SOURCE = "signjoey"
@@ -95,8 +100,12 @@ def _load_features(sign: Any, where: str) -> np.ndarray:
     return features
 
 
-def samples_from_entries(entries: Any, path: Path, cache: bool = False) -> list[Sample]:
+def samples_from_entries(entries: Any, path: Path, cache: bool = False,
+                         require: tuple[str, ...] = ("gloss", "text"),
+                         streams: StreamOptions | None = None) -> list[Sample]:
     """Samples for the unpickled ``entries`` of file ``path`` (validated as described above)."""
+    streams = streams or StreamOptions(source=SOURCE)
+    width: tuple[int, int] | None = None  # (feature width, first entry index with it)
     if not isinstance(entries, list | tuple):
         raise DatasetFormatError(f"{SOURCE}: {path} holds a {type(entries).__name__}, expected "
                                  f"a list of dicts with keys {list(KEYS)}")
@@ -125,16 +134,27 @@ def samples_from_entries(entries: Any, path: Path, cache: bool = False) -> list[
         if shape[0] == 0 or shape[1] == 0:
             raise DatasetFormatError(f"{SOURCE}: {where}: zero-length video ('sign' has shape "
                                      f"{shape})")
+        if width is None:
+            width = (shape[1], index)
+        elif shape[1] != width[0]:
+            raise DatasetFormatError(f"{SOURCE}: {where}: 'sign' features are {shape[1]} wide "
+                                     f"but entry {width[1]} has {width[0]}; a split's features "
+                                     f"must share one width")
+        loaders = derived_loaders(streams, name, shape[0])
+        loaders["features"] = partial(_load_features, entry["sign"], where)
         samples.append(Sample(name=name, num_frames=shape[0], signer=texts["signer"],
-                              gloss=texts["gloss"].strip(), text=texts["text"].strip(),
-                              source=SOURCE, cache=cache,
-                              loaders={"features": partial(_load_features, entry["sign"], where)}))
+                              gloss=required_field(texts["gloss"], "gloss", require, where,
+                                                   SOURCE),
+                              text=required_field(texts["text"], "text", require, where, SOURCE),
+                              source=SOURCE, cache=cache, loaders=loaders))
     return samples
 
 
 @register_source(SOURCE)
 def load_signjoey(split: str, root: PathLike | None = None, *, path: PathLike | None = None,
-                  trust_pickle: bool = False, cache: bool = False) -> Sequence[Sample]:
+                  trust_pickle: bool = False, keypoints_dir: str | None = None,
+                  labels: PathLike | None = None, require: tuple[str, ...] = ("gloss", "text"),
+                  cache: bool = False) -> Sequence[Sample]:
     """The ``split`` of a signjoey feature file (``path=``) or folder of them (``root=``)."""
     split = canonical_split(split, SOURCE)
     if path is not None:
@@ -144,4 +164,6 @@ def load_signjoey(split: str, root: PathLike | None = None, *, path: PathLike | 
                                             f"'phoenix14t.pami0.{split}' (or pass path=<file>)")
         file = find_split_file(folder, split)
     entries = load_trusted_pickle(file, SOURCE, trust_pickle)
-    return samples_from_entries(entries, file, cache=cache)
+    base = Path(root).expanduser() if root is not None else file.parent
+    streams = options(SOURCE, base, split, keypoints_dir=keypoints_dir, labels=labels)
+    return samples_from_entries(entries, file, cache=cache, require=require, streams=streams)
