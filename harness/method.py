@@ -150,6 +150,11 @@ class SLTMethod(nn.Module):
     #: the ``Sample`` streams a batch must carry (``frames``, ``keypoints``, ``poses``, ...);
     #: an instance may narrow it (an ablation that drops a stream)
     inputs: tuple[str, ...] = ()
+    #: the named pose formats a batch's ``poses`` must hold (``Sample.poses`` keys; SignX)
+    pose_formats: tuple[str, ...] = ()
+    #: per stream, how a user can run the method without it (named in the data check's error,
+    #: e.g. ``{"lips": "--set use_lipreading=false"}``)
+    stream_hints: ClassVar[dict[str, str]] = {}
     #: the runner trains a text tokenizer on the train split and passes ``tokenizer=``
     needs_text: ClassVar[bool] = True
     #: the runner builds a gloss vocabulary and passes ``gloss_vocab=``

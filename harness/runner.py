@@ -319,8 +319,7 @@ def run_method(key: str, dataset: str = "synthetic", lang: str | None = None,
     torch.manual_seed(seed)  # method initialisation is part of the seeded run
     method = build_method(key, profile, resources, overrides)
     streams = tuple(method.inputs) or ("keypoints",)
-    check_streams(key, dataset, splits, streams, getattr(method, "pose_formats", ()),
-                  hints=getattr(method, "stream_hints", None))
+    check_streams(key, dataset, splits, streams, method.pose_formats, hints=method.stream_hints)
     data = {split: materialize(samples, streams, desc=f"{key}: load {split}",
                                progress=progress and info.is_main)
             for split, samples in splits.items()}
