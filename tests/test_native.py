@@ -7,6 +7,7 @@ CUDA kernels themselves are checked against torch on a GPU machine.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -22,11 +23,18 @@ CUDA_SOURCES = sorted((ROOT / "csrc").rglob("*.cu"))
 CUDA_ARCHS = ("80", "90")
 
 
-def test_extension_imports_and_reports_cuda_build():
+def test_extension_exports_what_csrc_binds():
+    """The loaded harness._C has exactly the CPU functions csrc/*/bind.cpp define (a stale build
+    fails here), and a cuda submodule exactly when it says it was built with CUDA."""
     import harness._C as C
 
-    assert isinstance(C.has_cuda(), bool)
-    assert hasattr(C, "cpu") and hasattr(C.cpu, "sparsemax_forward")
+    bound = set()
+    for bind in (ROOT / "csrc").glob("*/bind.cpp"):
+        bound |= set(re.findall(r'\bcpu\.def\("(\w+)"', bind.read_text()))
+    assert bound, "no cpu.def(...) found in csrc/*/bind.cpp"
+    exported = {name for name in dir(C.cpu) if not name.startswith("_")}
+    assert exported == bound, f"rebuild harness._C: exported - bound = {exported - bound}, " \
+                              f"bound - exported = {bound - exported}"
     assert hasattr(C, "cuda") == C.has_cuda()
 
 
