@@ -15,8 +15,9 @@ every backend, and an accuracy check before speed: the eager and fused generatio
 Tiny profile on CPU; tiny and paper profile (random init, the paper's dimensions, 224-px
 content-free frames) on GPU, skipped cleanly without CUDA. A method may define
 ``prepare_benchmark(profile, device)`` to adapt itself (e.g. run a 7B-sized LLM in bf16 on the
-GPU), and ``benchmark_variants`` (a class attribute: a tuple of override dicts, default ``({},)``) to time
-ablations side by side — SignBind-LLM's adaptive gate vs cross-attention fusion (O(T) vs O(T²)).
+GPU), and ``benchmark_variants`` (a class attribute: a tuple of override dicts, default
+``({},)``) to time ablations side by side — SignBind-LLM's adaptive gate vs cross-attention
+fusion (O(T) vs O(T²)).
 
 ``frames`` = video frames in the batch, so the leaderboard's FPS is frames per second of
 end-to-end translation. Run ``pytest benchmarks/test_methods.py --benchmark-json out.json`` and
