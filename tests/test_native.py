@@ -1,7 +1,8 @@
 """The native extension: it imports, its C++ kernels match torch, and every .cu file compiles.
 
-CI has nvcc but no GPU, so CUDA sources are compiled to object code here (not run); the
-CUDA kernels themselves are checked against torch on a GPU machine.
+CI has nvcc but no GPU, so CUDA sources are compiled to object code here (not run) for sm_80 and
+sm_90, and no kernel may spill registers (``nvcc --resource-usage``, parsed by
+``harness.ops.aot``); the CUDA kernels themselves are checked against torch on a GPU machine.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.ops import _native
+from harness.ops import _native, aot
 
 ROOT = Path(__file__).resolve().parents[1]
 CUDA_SOURCES = sorted((ROOT / "csrc").rglob("*.cu"))
@@ -92,6 +93,7 @@ def test_cuda_source_compiles(source, tmp_path):
             nvcc, "-std=c++17", "-O2", f"-I{ROOT / 'csrc'}", "-c", str(source),
             "-o", str(tmp_path / f"{source.parent.name}.sm{arch}.o"),
             "-gencode", f"arch=compute_{arch},code=sm_{arch}", "-Werror", "all-warnings",
+            "--resource-usage",
         ]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
@@ -100,3 +102,8 @@ def test_cuda_source_compiles(source, tmp_path):
     for arch, result in zip(CUDA_ARCHS, results, strict=True):
         assert result.returncode == 0, f"{source.name} (sm_{arch}) failed:\n{result.stderr}"
         assert (tmp_path / f"{source.parent.name}.sm{arch}.o").stat().st_size > 0
+        # The same figures `signbench kernels compile` reports: no kernel may spill registers.
+        rows = aot.parse_resource_usage(result.stdout + result.stderr, source.parent.name,
+                                        int(arch))
+        assert rows, f"{source.name} (sm_{arch}): no --resource-usage lines parsed"
+        assert not aot.problems(rows), "\n".join(aot.problems(rows))
