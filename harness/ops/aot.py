@@ -269,8 +269,10 @@ def compile_triton(variant: Variant, arch: int) -> dict[str, Any]:
     attrs = {(args.index(k),): [["tt.divisibility", 16]] for k, t in variant.signature.items()
              if t.startswith("*")}
     log = io.StringIO()
-    try:
-        with knobs.nvidia.scope(), contextlib.redirect_stdout(log):
+    try:  # a fresh cache, so ptxas runs (and reports) every time
+        with tempfile.TemporaryDirectory() as cache, knobs.cache.scope(), knobs.nvidia.scope(), \
+                contextlib.redirect_stdout(log):
+            knobs.cache.dir = cache
             knobs.nvidia.dump_ptxas_log = True
             kernel = triton.compile(
                 ASTSource(variant.fn, variant.signature, constexprs, attrs),
@@ -278,11 +280,12 @@ def compile_triton(variant: Variant, arch: int) -> dict[str, Any]:
                 options={"num_warps": variant.num_warps, "num_stages": variant.num_stages},
             )
     except Exception as exc:  # a compile failure is a result of the check, not a crash
-        row["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        row["error"] = f"{type(exc).__name__}: {(lines or [''])[-1][:300]}"  # the cause is last
         return row
     match = _PTXAS.search(log.getvalue())
     if match is None:
-        row["error"] = "ptxas printed no resource usage (a cached kernel? use a fresh cache)"
+        row["error"] = "ptxas printed no resource usage"
         return row
     row["spills"], row["registers"] = int(match.group(1)), int(match.group(2))
     row["shared_bytes"] = int(kernel.metadata.shared)
@@ -350,20 +353,16 @@ def check(archs: Sequence[int] = ARCHS, dtypes: Sequence[str] = tuple(DTYPES), *
           progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Compile every Triton variant (and with ``cuda``, every csrc .cu) for ``archs``.
 
-    Returns {"archs", "triton_version", "nvcc", "kernels": rows, "problems": lines}. The Triton
-    cache is a fresh temporary folder, so ptxas runs (and reports) for every kernel.
+    Returns {"archs", "quick", "triton_version", "nvcc", "kernels": rows, "problems": lines}.
     """
     import triton
-    from triton import knobs
 
     jobs = [(v, a) for a in archs for v in triton_variants(dtypes, quick)]
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as cache, knobs.cache.scope():
-        knobs.cache.dir = cache
-        for i, (variant, arch) in enumerate(jobs):
-            rows.append(compile_triton(variant, arch))
-            if progress:
-                progress(i + 1, len(jobs))
+    for i, (variant, arch) in enumerate(jobs):
+        rows.append(compile_triton(variant, arch))
+        if progress:
+            progress(i + 1, len(jobs))
     nvcc = find_nvcc() if cuda else None
     if nvcc:
         sources = sorted((_ROOT / "csrc").rglob("*.cu"))

@@ -276,9 +276,13 @@ if triton is not None:
 
 
 def _triton_config(q: torch.Tensor) -> tuple[int, int, int, str]:
-    dh = q.shape[-1]
+    return triton_config(q.shape[-1], q.dtype, q.is_cuda)
+
+
+def triton_config(dh: int, dtype: torch.dtype, cuda: bool) -> tuple[int, int, int, str]:
+    """(BLOCK_M, BLOCK_N, BLOCK_D, dot precision) of every kernel for head dim ``dh``."""
     block_d = max(16, triton.next_power_of_2(dh))
-    if not q.is_cuda:  # interpreter: small blocks so short test sequences still span several
+    if not cuda:  # interpreter: small blocks so short test sequences still span several
         block_m = block_n = 16
     elif block_d <= 64:
         block_m, block_n = 64, 64
@@ -286,7 +290,7 @@ def _triton_config(q: torch.Tensor) -> tuple[int, int, int, str]:
         block_m, block_n = 64, 32
     else:
         block_m, block_n = 32, 32
-    precision = "ieee" if q.dtype == torch.float32 else "tf32"
+    precision = "ieee" if dtype == torch.float32 else "tf32"
     return block_m, block_n, block_d, precision
 
 
