@@ -147,7 +147,7 @@ def _sst(dt: str) -> Iterator[Variant]:
                         "mask_ptr": mask, "dp_ptr": "*fp32",
                         "idx_ptr": "*i32" if is_max else "*fp32", "scale": "fp32",
                         **_scalars("N C D", "i32"),
-                    }, {**common, **blocks})
+                    }, {**common, **blocks}, sst.ROW_WARPS)
                 yield _variant("sst_convert", sst._sst_bwd_tokens_kernel, dt, {
                     **_ptrs("feats_ptr weights_ptr dout_ptr dtokens_ptr", dt), "dp_ptr": "*fp32",
                     "idx_ptr": "*i32" if pool == "max" else "*fp32", "fsum_ptr": "*fp32",
@@ -175,7 +175,7 @@ def _hyper(dt: str) -> Iterator[Variant]:
         yield _variant("HyperFusion", hyper._row_stats_kernel, dt, {
             **_ptrs("fv_ptr fk_ptr", dt), **stats, **_scalars("rows d", "i32"), "eps": "fp32"},
             {"BLOCK_M": block_m, "BLOCK_D": block_d}, warps)
-    bm, bn, bk, warps, stages = hyper.fused_config(cuda=True)
+    bm, bn, bk, warps, stages = hyper.fused_config(cuda=True, dtype=DTYPES[dt])
     ln = "fp32" if dt == "fp32" else dt  # the module's LayerNorm affine, in the module's dtype
     for act in hyper._ACT_CODES.values():
         for shared in (False, True):
@@ -209,17 +209,18 @@ def _attention(dt: str) -> Iterator[Variant]:
     stats = _ptrs("LSE Delta", "fp32")
     for dh in SHAPES["attention"]["dh"]:
         bm, bn, bd, precision = attention.triton_config(dh, dtype, cuda=True)
+        warps = attention.triton_warps(dtype, cuda=True)
         for has_mask in (False, True):
             for windowed in (False, True):
                 cx = {"HAS_MASK": has_mask, "WINDOWED": windowed, "PRECISION": precision,
                       "BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_D": bd}
                 mask = {"Mask": "*u8"}
                 yield _variant("attention", attention._attn_fwd_kernel, dt, {
-                    **_ptrs("Q K V Out", dt), **mask, "LSE": "*fp32", **scal}, cx)
+                    **_ptrs("Q K V Out", dt), **mask, "LSE": "*fp32", **scal}, cx, warps)
                 yield _variant("attention", attention._attn_bwd_dkdv_kernel, dt, {
-                    **_ptrs("Q K V DO DK DV", dt), **mask, **stats, **scal}, cx)
+                    **_ptrs("Q K V DO DK DV", dt), **mask, **stats, **scal}, cx, warps)
                 yield _variant("attention", attention._attn_bwd_dq_kernel, dt, {
-                    **_ptrs("Q K V DO DQ", dt), **mask, **stats, **scal}, cx)
+                    **_ptrs("Q K V DO DQ", dt), **mask, **stats, **scal}, cx, warps)
 
 
 _OPS: tuple[Callable[[str], Iterator[Variant]], ...] = (_sparsemax, _sst, _hyper, _gated,

@@ -180,15 +180,17 @@ def fwd_config(d: int, dtype: torch.dtype, cuda: bool) -> dict[str, Any]:
     # The W tile (BLOCK_K, BLOCK_D) dominates shared memory (<= 64 KiB per stage, 2 stages).
     element = torch.empty(0, dtype=dtype).element_size()
     block_k = 32 if cuda and block_d * element <= 1024 else 16
+    # num_warps 8 also for narrow rows: 4 spilled at d = 128 in fp32 on sm_80.
     return {"PRECISION": "ieee" if dtype == torch.float32 else "tf32", "BLOCK_M": 16,
-            "BLOCK_D": block_d, "BLOCK_K": block_k, "num_warps": 8 if block_d >= 512 else 4,
-            "num_stages": 2}
+            "BLOCK_D": block_d, "BLOCK_K": block_k, "num_warps": 8, "num_stages": 2}
 
 
 def bwd_config(d: int) -> dict[str, int]:
     """The row backward kernel's launch parameters for width d."""
     block_d = max(16, triton.next_power_of_2(d))
-    return {"BLOCK_M": _BWD_ROWS, "BLOCK_D": block_d, "num_warps": 8 if block_d >= 512 else 4}
+    # 16 rows of width 512 on 8 warps spilled on sm_80 / sm_90 (signbench kernels compile): 8 rows.
+    rows = _BWD_ROWS if block_d < 512 else _BWD_ROWS // 2
+    return {"BLOCK_M": rows, "BLOCK_D": block_d, "num_warps": 8 if block_d >= 512 else 4}
 
 
 def _fwd_triton(ovs, osv, fv, fs, w, b, lw, lb, eps):
@@ -206,12 +208,13 @@ def _fwd_triton(ovs, osv, fv, fs, w, b, lw, lb, eps):
 
 def _bwd_rows_triton(dy, ovs, osv, alpha, mean, rstd, lw):
     N, d = ovs.shape
-    programs = triton.cdiv(N, _BWD_ROWS)
+    config = bwd_config(d)
+    programs = triton.cdiv(N, config["BLOCK_M"])
     dz, g_vs, g_sv = torch.empty_like(ovs), torch.empty_like(ovs), torch.empty_like(ovs)
     dlw = torch.empty(programs, d, dtype=torch.float32, device=ovs.device)
     dlb = torch.empty_like(dlw)
     _gate_bwd_kernel[(programs,)](
-        dy, ovs, osv, alpha, mean, rstd, lw, dz, g_vs, g_sv, dlw, dlb, N, d, **bwd_config(d),
+        dy, ovs, osv, alpha, mean, rstd, lw, dz, g_vs, g_sv, dlw, dlb, N, d, **config,
     )
     return dz, g_vs, g_sv, dlw.sum(0), dlb.sum(0)
 

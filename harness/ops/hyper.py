@@ -518,17 +518,23 @@ def _row_stats_triton(fv: torch.Tensor, fk: torch.Tensor, eps: float):
     return mean, rstd
 
 
-def fused_config(cuda: bool) -> tuple[int, int, int, int, int]:
-    """(BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages) of the fused GEMM-epilogue kernel."""
-    if cuda:
-        return 64, 64, 64, 4, 3
-    return 16, 32, 32, 4, 1  # interpreter: small tiles (>= 16 for tl.dot), few of them
+def fused_config(cuda: bool, dtype: torch.dtype = torch.float16) -> tuple[int, int, int, int, int]:
+    """(BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages) of the fused GEMM-epilogue kernel.
+
+    Two fp32 accumulator tiles: 8 warps, and half the rows for fp32 operands, keep sm_80 / sm_90
+    free of spills (``signbench kernels compile``; 64 × 64 × 64 on 4 warps spilled).
+    """
+    if not cuda:
+        return 16, 32, 32, 4, 1  # interpreter: small tiles (>= 16 for tl.dot), few of them
+    if dtype == torch.float32:
+        return 32, 64, 32, 8, 3
+    return 64, 64, 32, 8, 3
 
 
 def _fused_launch(fv, h, hb_offset, wg, bg, wb, bb, lnw, lnb, fk, mean, rstd, act, shared):
     rows, d = fv.shape
     out = torch.empty_like(fv)
-    bm, bn, bk, warps, stages = fused_config(fv.is_cuda)
+    bm, bn, bk, warps, stages = fused_config(fv.is_cuda, fv.dtype)
     ieee = fv.dtype == torch.float32 and not (
         fv.is_cuda and torch.backends.cuda.matmul.allow_tf32)
     grid = (triton.cdiv(rows, bm), triton.cdiv(d, bn))

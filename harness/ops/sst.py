@@ -36,10 +36,8 @@ Design of the fused kernels (Triton, CUDA; one program / block per batch row b)
 Ties in max pooling are routed to the first maximal frame (as ``torch.max`` does).
 Non-finite values: NaN/Inf in valid frames or tokens propagate (a batch row whose pooled
 relevances hold a NaN or Inf gets all-NaN weights and output); values in padded frames are never
-read by the fused kernels, so they cannot leak. A batch row with no valid frame is an error on
-CPU tensors, on GPU ones only with ``SIGNBENCH_CHECK_VALUES=1`` (the check would sync every
-call). The kernels take ``scale`` by value: a tensor ``scale`` on a GPU is read once per call
-(a sync); the methods pass a float.
+read by the fused kernels, so they cannot leak. A row with no valid frame is an error (checked on
+GPU tensors only with ``SIGNBENCH_CHECK_VALUES=1``: docs/kernels.md, "Host synchronisation").
 """
 
 from __future__ import annotations
@@ -433,10 +431,14 @@ def _triton_blocks(feats: torch.Tensor, c: int, d: int) -> dict[str, int]:
     return triton_blocks(c, d, feats.is_cuda)
 
 
+#: warps of the forward and backward row kernels: with 4, both spilled on sm_80 / sm_90 at the
+#: benchmark's C = d = 128 (``signbench kernels compile``)
+ROW_WARPS = 8
+
+
 def fwd_row_config(c: int) -> tuple[int, int]:
     """(BLOCK_CF, num_warps) of the forward kernel: all C pooled logits of a row at once."""
-    cf = max(16, triton.next_power_of_2(c))
-    return cf, 4 if cf <= 2048 else 8
+    return max(16, triton.next_power_of_2(c)), ROW_WARPS
 
 
 def triton_blocks(c: int, d: int, cuda: bool) -> dict[str, int]:
@@ -493,7 +495,7 @@ def _backward_triton(feats, tokens, mask, scale, pool, weights, argmax, fsum, d_
     _sst_bwd_row_kernel[(bsz,)](
         tokens, _mask_arg(feats, mask), weights, d_weights, d_out, d_pooled,
         argmax if is_max else d_pooled, d_feats, float(scale), n, c, d,
-        POOL=_POOL_CODE[pool], HAS_MASK=mask is not None, **blocks,
+        POOL=_POOL_CODE[pool], HAS_MASK=mask is not None, **blocks, num_warps=ROW_WARPS,
     )  # fmt: skip
     grid = (triton.cdiv(c, blocks["BLOCK_C"]), triton.cdiv(d, blocks["BLOCK_D"]))
     _sst_bwd_tokens_kernel[grid](
