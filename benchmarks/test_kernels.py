@@ -236,13 +236,14 @@ def _run_case(
         if seconds >= PEDANTIC_FROM_S:
             rounds = int(min(10, max(3, 1.0 / seconds)))
             timing = {"rounds": rounds, "warmup_rounds": 0 if seconds > 0.5 else 1}
+    threads = {"threads": torch.get_num_threads()} if device == "cpu" else {}
     bench(
         timed, op=case.op, mode=mode, backend=backend, dtype=dtype, shape=case.shape,
         device=device, flops=case.flops[mode], bytes_moved=case.bytes_moved[mode],
-        max_err=max_err, **case.extra, **timing,
+        max_err=max_err, **case.extra, **threads, **timing,
     )
     median = benchmark.extra_info.get("median_s")
-    key = (case.op, mode, _dname(dtype), str(case.shape), device)
+    key = (case.op, mode, _dname(dtype), str(case.shape), device, torch.get_num_threads())
     if median:
         if backend == "eager":
             _EAGER_MEDIANS[key] = median

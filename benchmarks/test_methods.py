@@ -12,11 +12,12 @@ Each method is built exactly as ``signbench run`` builds it (``harness.runner``:
 frame size from ``data_defaults``, tokenizer / gloss vocabulary / pseudo-glosses fitted on a small
 synthetic train split), untrained, so every beam runs to ``max_len`` — the same decoding work on
 every backend, and an accuracy check before speed: the eager and fused generations must agree.
-Tiny profile on CPU; paper profile (random init, the paper's dimensions, 224-px content-free
-frames) on GPU, skipped cleanly without CUDA. A method may define ``prepare_benchmark(profile,
-device)`` to adapt itself (e.g. run a 7B-sized LLM in bf16 on the GPU), and
-``benchmark_variants`` (a class attribute: a tuple of override dicts, default ``({},)``) to time
-ablations side by side — SignBind-LLM's adaptive gate vs cross-attention fusion (O(T) vs O(T²)).
+Tiny profile on CPU; tiny and paper profile (random init, the paper's dimensions, 224-px
+content-free frames) on GPU, skipped cleanly without CUDA. A method may define
+``prepare_benchmark(profile, device)`` to adapt itself (e.g. run a 7B-sized LLM in bf16 on the
+GPU), and ``benchmark_variants`` (a class attribute: a tuple of override dicts, default
+``({},)``) to time ablations side by side — SignBind-LLM's adaptive gate vs cross-attention
+fusion (O(T) vs O(T²)).
 
 ``frames`` = video frames in the batch, so the leaderboard's FPS is frames per second of
 end-to-end translation. Run ``pytest benchmarks/test_methods.py --benchmark-json out.json`` and
@@ -59,8 +60,9 @@ def _variants(key: str) -> list[tuple[str, dict]]:
 VARIANTS = [(m, label, ov) for m in list_methods() for label, ov in _variants(m)]
 CASES = [pytest.param(m, ov, "cpu", "tiny", b, id=f"{label}-cpu-tiny-{b}")
          for m, label, ov in VARIANTS for b in ("eager", "native")]
-CASES += [pytest.param(m, ov, "cuda", "paper", b, id=f"{label}-cuda-paper-{b}")
-          for m, label, ov in VARIANTS for b in ("eager", "native", "triton")]
+CASES += [pytest.param(m, ov, "cuda", profile, b, id=f"{label}-cuda-{profile}-{b}")
+          for profile in ("tiny", "paper") for m, label, ov in VARIANTS
+          for b in ("eager", "native", "triton")]
 BATCH = {"tiny": 4, "paper": 2}
 MAX_LEN = {"tiny": 30, "paper": 40}
 PAPER_RESOLUTION = 224

@@ -18,6 +18,7 @@ from harness.ops.gated_fusion import (
 )
 
 BACKENDS = ("torch", "native", "triton")
+KERNEL_BACKENDS = ("native", "triton")
 TOL = {torch.float32: dict(atol=2e-5, rtol=2e-5), torch.float16: dict(atol=1e-2, rtol=2e-3)}
 GRAD_TOL = {torch.float32: dict(atol=1e-4, rtol=1e-4), torch.float16: dict(atol=3e-2, rtol=1e-2)}
 NAMES = ("o_vs", "o_sv", "fv", "fs", "gate_weight", "gate_bias", "ln_weight", "ln_bias")
@@ -77,7 +78,8 @@ def test_reference_gradcheck_float64():
 # --- backends -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+# torch is the reference (checked against the hand-written equations above)
+@pytest.mark.parametrize("backend", KERNEL_BACKENDS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
 @pytest.mark.parametrize("shape", [(2, 5, 24), (1, 37, 64), (3, 16), (1, 1, 40)])
 def test_blend_backend_matches_reference(backend, dtype, shape):

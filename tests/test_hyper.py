@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from harness.ops import hyper as hyper_mod
 from harness.ops.dispatch import BACKENDS, availability
 from harness.ops.hyper import (
     ACTIVATIONS,
@@ -98,9 +99,10 @@ def test_reference_gradcheck_float64(activation):
 
 
 # ---------------------------------------------------------------- every backend vs reference
+# (the torch backend is the reference; its own checks: the hand-written formula and gradcheck)
 
 
-@pytest.mark.parametrize("backend", _backend_params())
+@pytest.mark.parametrize("backend", _backend_params(("native", "triton")))
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
 @pytest.mark.parametrize("shape", [(7, 33), (3, 5, 100), (3, 1000)], ids=str)
@@ -330,6 +332,39 @@ def test_hyperfusion_backend_grads_match_torch(backend, variant, dtype):
     for g, r in zip(grads, ref_grads, strict=True):
         scale = max(1.0, r.abs().max().item() / 10)  # fp16 weight grads sum 37 rows
         torch.testing.assert_close(g, r, rtol=tol["rtol"], atol=tol["atol"] * scale)
+
+
+@pytest.mark.parametrize("backend", _backend_params(("triton",)))
+@pytest.mark.parametrize("variant", ["dsg", "dshg"])
+def test_hyperfusion_fused_path_serves_autocast_training(backend, variant, monkeypatch):
+    """Under fp16 autocast (what the trainer does on CUDA; here CPU autocast and the Triton
+    interpreter) the fused kernel runs, and output and gradients match the unfused path."""
+    calls = []
+    real = hyper_mod.fused_generator_modulate
+    monkeypatch.setattr(hyper_mod, "fused_generator_modulate",
+                        lambda *a, **k: calls.append(a[1].dtype) or real(*a, **k))
+    torch.manual_seed(7)
+    # gelu, not relu: fused gamma is fp32-accumulated, unfused rounded to fp16, so at a relu kink
+    # one element's gradient may legitimately flip between 0 and g.
+    m = HyperFusion(40, activation="gelu", variant=variant).eval()
+    _randomise_ln(m, 2)
+    gen = torch.Generator().manual_seed(8)
+    fv = torch.randn(2, 9, 40, generator=gen).requires_grad_(True)
+    fk = torch.randn(2, 9, 40, generator=gen).requires_grad_(True)
+    dout = torch.randn(2, 9, 40, generator=gen)
+    results = []
+    for fused in (True, False):
+        m.fused = fused
+        with torch.autocast("cpu", dtype=torch.float16):
+            out = m(fv, fk, backend=backend)
+        results.append((out, torch.autograd.grad(out, [fv, fk, *m.parameters()], dout)))
+    assert calls == [torch.float16], "the fused kernel did not run (once, in fp16) under autocast"
+    (out, grads), (ref, ref_grads) = results
+    assert out.dtype == ref.dtype == torch.float32
+    torch.testing.assert_close(out, ref, rtol=2e-2, atol=2e-2)
+    for g, r in zip(grads, ref_grads, strict=True):
+        scale = max(1.0, r.abs().max().item() / 10)
+        torch.testing.assert_close(g, r, rtol=2e-2, atol=3e-2 * scale)
 
 
 def test_hyperfusion_train_mode_dropout():

@@ -342,22 +342,80 @@ def test_format_count() -> None:
 
 
 # ----------------------------------------------------------------------------- nvtx
-def test_nvtx_names_and_ranges() -> None:
+def test_nvtx_names_and_no_op_without_nvtx(monkeypatch) -> None:
     assert DOMAIN == "signbench"
     assert range_name("gfslt", "encoder") == "slt/gfslt/encoder"
     with pytest.raises(ValueError):
         range_name("", "encoder")
-    assert isinstance(enabled(), bool)
+    monkeypatch.setattr(nvtx_mod, "_nvtx", None)
+    nvtx_mod._annotation.cache_clear()
+    try:
+        assert enabled() is False
+        assert nvtx_range("slt/test/off") is nvtx_mod._NOOP
 
-    with nvtx_range("slt/test/outer", color="blue"), stage("test", "inner"):
-        x = 1 + 1
-    assert x == 2
+        def f() -> int:
+            return 1
 
-    @nvtx_range("slt/test/decorated")
-    def add(a: int, b: int) -> int:
-        return a + b
+        assert nvtx_range("slt/test/off")(f) is f  # the decorator returns the function itself
+    finally:
+        nvtx_mod._annotation.cache_clear()
 
-    assert add(2, 3) == 5
+
+
+class _RecordingNvtx:
+    """A stand-in for the ``nvtx`` package that records every range push and pop."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str]] = []
+
+    def enabled(self) -> bool:
+        return True
+
+    def annotate(self, message: str, color: str | None = None, domain: str | None = None):
+        events = self.events
+
+        class _Range:
+            def __enter__(self):
+                events.append(("push", message, domain))
+                return self
+
+            def __exit__(self, *exc):
+                events.append(("pop", message, domain))
+                return False
+
+            def __call__(self, func):
+                def wrapped(*a, **k):
+                    with self:
+                        return func(*a, **k)
+                return wrapped
+
+        return _Range()
+
+
+def test_nvtx_ranges_push_and_pop_in_the_signbench_domain(monkeypatch) -> None:
+    fake = _RecordingNvtx()
+    monkeypatch.setattr(nvtx_mod, "_nvtx", fake)
+    nvtx_mod._annotation.cache_clear()
+    try:
+        with nvtx_range("slt/test/outer", color="blue"), stage("test", "inner"):
+            fake.events.append(("body", "", ""))
+        with pytest.raises(KeyError), nvtx_range("slt/test/raises"):
+            raise KeyError("x")  # the range still pops, the error still propagates
+
+        @nvtx_range("slt/test/decorated")
+        def add(a: int, b: int) -> int:
+            return a + b
+
+        assert add(2, 3) == 5
+    finally:
+        nvtx_mod._annotation.cache_clear()
+    assert fake.events == [
+        ("push", "slt/test/outer", "signbench"), ("push", "slt/test/inner", "signbench"),
+        ("body", "", ""),
+        ("pop", "slt/test/inner", "signbench"), ("pop", "slt/test/outer", "signbench"),
+        ("push", "slt/test/raises", "signbench"), ("pop", "slt/test/raises", "signbench"),
+        ("push", "slt/test/decorated", "signbench"), ("pop", "slt/test/decorated", "signbench"),
+    ]
 
     @stage("test", "raises")
     def boom() -> None:

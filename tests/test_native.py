@@ -1,12 +1,14 @@
 """The native extension: it imports, its C++ kernels match torch, and every .cu file compiles.
 
-CI has nvcc but no GPU, so CUDA sources are compiled to object code here (not run); the
-CUDA kernels themselves are checked against torch on a GPU machine.
+CI has nvcc but no GPU, so CUDA sources are compiled to object code here (not run) for sm_80 and
+sm_90, and no kernel may spill registers (``nvcc --resource-usage``, parsed by
+``harness.ops.aot``); the CUDA kernels themselves are checked against torch on a GPU machine.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -15,18 +17,25 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.ops import _native
+from harness.ops import _native, aot
 
 ROOT = Path(__file__).resolve().parents[1]
 CUDA_SOURCES = sorted((ROOT / "csrc").rglob("*.cu"))
 CUDA_ARCHS = ("80", "90")
 
 
-def test_extension_imports_and_reports_cuda_build():
+def test_extension_exports_what_csrc_binds():
+    """The loaded harness._C has exactly the CPU functions csrc/*/bind.cpp define (a stale build
+    fails here), and a cuda submodule exactly when it says it was built with CUDA."""
     import harness._C as C
 
-    assert isinstance(C.has_cuda(), bool)
-    assert hasattr(C, "cpu") and hasattr(C.cpu, "sparsemax_forward")
+    bound = set()
+    for bind in (ROOT / "csrc").glob("*/bind.cpp"):
+        bound |= set(re.findall(r'\bcpu\.def\("(\w+)"', bind.read_text()))
+    assert bound, "no cpu.def(...) found in csrc/*/bind.cpp"
+    exported = {name for name in dir(C.cpu) if not name.startswith("_")}
+    assert exported == bound, f"rebuild harness._C: exported - bound = {exported - bound}, " \
+                              f"bound - exported = {bound - exported}"
     assert hasattr(C, "cuda") == C.has_cuda()
 
 
@@ -84,6 +93,7 @@ def test_cuda_source_compiles(source, tmp_path):
             nvcc, "-std=c++17", "-O2", f"-I{ROOT / 'csrc'}", "-c", str(source),
             "-o", str(tmp_path / f"{source.parent.name}.sm{arch}.o"),
             "-gencode", f"arch=compute_{arch},code=sm_{arch}", "-Werror", "all-warnings",
+            "--resource-usage",
         ]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
@@ -92,3 +102,8 @@ def test_cuda_source_compiles(source, tmp_path):
     for arch, result in zip(CUDA_ARCHS, results, strict=True):
         assert result.returncode == 0, f"{source.name} (sm_{arch}) failed:\n{result.stderr}"
         assert (tmp_path / f"{source.parent.name}.sm{arch}.o").stat().st_size > 0
+        # The same figures `signbench kernels compile` reports: no kernel may spill registers.
+        rows = aot.parse_resource_usage(result.stdout + result.stderr, source.parent.name,
+                                        int(arch))
+        assert rows, f"{source.name} (sm_{arch}): no --resource-usage lines parsed"
+        assert not aot.problems(rows), "\n".join(aot.problems(rows))

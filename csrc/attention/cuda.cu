@@ -107,6 +107,7 @@ __global__ void __launch_bounds__(kThreads)
     l = l * corr + warp_sum(p);
 #pragma unroll
     for (int t = 0; t < DPL; ++t) acc[t] *= corr;
+#pragma unroll 4  // partly: fully unrolled, the tile loops spill (nvcc --resource-usage)
     for (int jj = 0; jj < kTileN; ++jj) {
       const float pj = __shfl_sync(kFull, p, jj);
 #pragma unroll
@@ -190,6 +191,7 @@ __global__ void __launch_bounds__(kThreads)
     }
     const float p = ok ? expf(s * scale - L) : 0.f;
     const float ds = p * (dp - D);
+#pragma unroll 2  // dq at unroll 4 spills on sm_80 (fp16 / bf16, DPL = 4)
     for (int jj = 0; jj < kTileN; ++jj) {
       const float dsj = __shfl_sync(kFull, ds, jj);
 #pragma unroll
@@ -260,6 +262,7 @@ __global__ void __launch_bounds__(kThreads)
     }
     const float p = ok ? expf(s * scale - l_s[lane]) : 0.f;
     const float ds = p * (dp - d_s[lane]);
+#pragma unroll 4  // fully unrolled, dK / dV spill on sm_90 at DPL = 8
     for (int ii = 0; ii < kTileN; ++ii) {
       const float pi = __shfl_sync(kFull, p, ii);
       const float dsi = __shfl_sync(kFull, ds, ii);

@@ -190,8 +190,8 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-template <typename T>
-__global__ void __launch_bounds__(kThreads)
+template <typename T>  // min 1 block/SM: with the default, ptxas caps fp64 at 32 registers and spills
+__global__ void __launch_bounds__(kThreads, 1)
     backward_row_kernel(const T* __restrict__ tokens, const std::uint8_t* __restrict__ mask,
                         const T* __restrict__ weights, const std::int32_t* __restrict__ argmax,
                         const T* __restrict__ dweights, const T* __restrict__ dout,

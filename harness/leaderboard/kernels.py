@@ -64,7 +64,8 @@ def _bench_entries(files: Sequence[tuple[Path, dict[str, Any]]]) -> list[_Bench]
 
 def _device(b: _Bench) -> str:
     if b.extra.get("device") is not None:
-        return str(b.extra["device"])
+        threads = b.extra.get("threads")  # CPU rows at 1 and 2 threads are separate rows
+        return str(b.extra["device"]) + (f" ×{threads}" if threads is not None else "")
     if "gpu_name" in b.machine:
         return str(b.machine["gpu_name"] or "cpu")
     return ""

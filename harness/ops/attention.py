@@ -276,9 +276,19 @@ if triton is not None:
 
 
 def _triton_config(q: torch.Tensor) -> tuple[int, int, int, str]:
-    dh = q.shape[-1]
+    return triton_config(q.shape[-1], q.dtype, q.is_cuda)
+
+
+def triton_warps(dtype: torch.dtype, cuda: bool) -> int:
+    """num_warps of the three kernels: 8 for fp16 / bf16 on a GPU (with 4, the backward kernels
+    spill on sm_80 / sm_90, ``signbench kernels compile``)."""
+    return 8 if cuda and dtype != torch.float32 else 4
+
+
+def triton_config(dh: int, dtype: torch.dtype, cuda: bool) -> tuple[int, int, int, str]:
+    """(BLOCK_M, BLOCK_N, BLOCK_D, dot precision) of every kernel for head dim ``dh``."""
     block_d = max(16, triton.next_power_of_2(dh))
-    if not q.is_cuda:  # interpreter: small blocks so short test sequences still span several
+    if not cuda:  # interpreter: small blocks so short test sequences still span several
         block_m = block_n = 16
     elif block_d <= 64:
         block_m, block_n = 64, 64
@@ -286,7 +296,7 @@ def _triton_config(q: torch.Tensor) -> tuple[int, int, int, str]:
         block_m, block_n = 64, 32
     else:
         block_m, block_n = 32, 32
-    precision = "ieee" if q.dtype == torch.float32 else "tf32"
+    precision = "ieee" if dtype == torch.float32 else "tf32"
     return block_m, block_n, block_d, precision
 
 
@@ -307,6 +317,7 @@ def _fwd_triton(q, k, v, key_mask, half_window):
         q, k, v, _mask_arg(key_mask, q), out, lse, H, Tq, Tk, dh, 1.0 / math.sqrt(dh),
         max(half_window, 0), HAS_MASK=key_mask is not None, WINDOWED=half_window >= 0,
         PRECISION=precision, BLOCK_M=bm, BLOCK_N=bn, BLOCK_D=bd,
+        num_warps=triton_warps(q.dtype, q.is_cuda),
     )
     return out, lse
 
@@ -320,7 +331,7 @@ def _bwd_triton(q, k, v, key_mask, half_window, out, lse, dout):
     mask = _mask_arg(key_mask, q)
     common = dict(
         HAS_MASK=key_mask is not None, WINDOWED=half_window >= 0, PRECISION=precision,
-        BLOCK_M=bm, BLOCK_N=bn, BLOCK_D=bd,
+        BLOCK_M=bm, BLOCK_N=bn, BLOCK_D=bd, num_warps=triton_warps(q.dtype, q.is_cuda),
     )
     scale, hw = 1.0 / math.sqrt(dh), max(half_window, 0)
     _attn_bwd_dkdv_kernel[(triton.cdiv(Tk, bn), B * H)](

@@ -60,6 +60,16 @@ def native_module():
         return None
 
 
+VALUE_CHECKS_ENV = "SIGNBENCH_CHECK_VALUES"
+
+
+def check_values(t: torch.Tensor) -> bool:
+    """Whether input checks may read ``t``'s values: always on the CPU (free), elsewhere only with
+    ``SIGNBENCH_CHECK_VALUES=1`` (a read is a device → host sync per call; shape, dtype and
+    device checks always run)."""
+    return t.device.type == "cpu" or os.environ.get(VALUE_CHECKS_ENV, "").strip() == "1"
+
+
 def triton_interpreting() -> bool:
     """Whether Triton kernels run in the CPU interpreter (``TRITON_INTERPRET=1``)."""
     return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "yes", "on")

@@ -34,6 +34,8 @@ CPU). NaN / Inf in any input propagate to the affected rows (never cleaned).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -172,35 +174,47 @@ if triton is not None:
         tl.store(DLB + part, tl.sum(dy, 0), mask=c_valid)
 
 
+def fwd_config(d: int, dtype: torch.dtype, cuda: bool) -> dict[str, Any]:
+    """The forward kernel's launch parameters (constexprs, num_warps, num_stages) for width d."""
+    block_d = max(16, triton.next_power_of_2(d))
+    # The W tile (BLOCK_K, BLOCK_D) dominates shared memory (<= 64 KiB per stage, 2 stages).
+    element = torch.empty(0, dtype=dtype).element_size()
+    block_k = 32 if cuda and block_d * element <= 1024 else 16
+    # num_warps 8 also for narrow rows: 4 spilled at d = 128 in fp32 on sm_80.
+    return {"PRECISION": "ieee" if dtype == torch.float32 else "tf32", "BLOCK_M": 16,
+            "BLOCK_D": block_d, "BLOCK_K": block_k, "num_warps": 8, "num_stages": 2}
+
+
+def bwd_config(d: int) -> dict[str, int]:
+    """The row backward kernel's launch parameters for width d."""
+    block_d = max(16, triton.next_power_of_2(d))
+    # 16 rows of width 512 on 8 warps spilled on sm_80 / sm_90 (signbench kernels compile): 8 rows.
+    rows = _BWD_ROWS if block_d < 512 else _BWD_ROWS // 2
+    return {"BLOCK_M": rows, "BLOCK_D": block_d, "num_warps": 8 if block_d >= 512 else 4}
+
+
 def _fwd_triton(ovs, osv, fv, fs, w, b, lw, lb, eps):
     N, d = ovs.shape
-    block_d = max(16, triton.next_power_of_2(d))
-    block_m = 16
-    # The W tile (BLOCK_K, BLOCK_D) dominates shared memory (<= 64 KiB per stage, 2 stages).
-    block_k = 32 if ovs.is_cuda and block_d * ovs.element_size() <= 1024 else 16
+    config = fwd_config(d, ovs.dtype, ovs.is_cuda)
     y = torch.empty_like(ovs)
     alpha = torch.empty(N, d, dtype=torch.float32, device=ovs.device)
     mean = torch.empty(N, dtype=torch.float32, device=ovs.device)
     rstd = torch.empty_like(mean)
-    precision = "ieee" if ovs.dtype == torch.float32 else "tf32"
-    _gate_fwd_kernel[(triton.cdiv(N, block_m),)](
-        ovs, osv, fv, fs, w, b, lw, lb, y, alpha, mean, rstd, N, d, float(eps),
-        PRECISION=precision, BLOCK_M=block_m, BLOCK_D=block_d, BLOCK_K=block_k,
-        num_warps=8 if block_d >= 512 else 4, num_stages=2,
+    _gate_fwd_kernel[(triton.cdiv(N, config["BLOCK_M"]),)](
+        ovs, osv, fv, fs, w, b, lw, lb, y, alpha, mean, rstd, N, d, float(eps), **config,
     )
     return y, alpha, mean, rstd
 
 
 def _bwd_rows_triton(dy, ovs, osv, alpha, mean, rstd, lw):
     N, d = ovs.shape
-    block_d = max(16, triton.next_power_of_2(d))
-    programs = triton.cdiv(N, _BWD_ROWS)
+    config = bwd_config(d)
+    programs = triton.cdiv(N, config["BLOCK_M"])
     dz, g_vs, g_sv = torch.empty_like(ovs), torch.empty_like(ovs), torch.empty_like(ovs)
     dlw = torch.empty(programs, d, dtype=torch.float32, device=ovs.device)
     dlb = torch.empty_like(dlw)
     _gate_bwd_kernel[(programs,)](
-        dy, ovs, osv, alpha, mean, rstd, lw, dz, g_vs, g_sv, dlw, dlb, N, d,
-        BLOCK_M=_BWD_ROWS, BLOCK_D=block_d, num_warps=8 if block_d >= 512 else 4,
+        dy, ovs, osv, alpha, mean, rstd, lw, dz, g_vs, g_sv, dlw, dlb, N, d, **config,
     )
     return dz, g_vs, g_sv, dlw.sum(0), dlb.sum(0)
 

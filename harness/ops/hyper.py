@@ -518,13 +518,23 @@ def _row_stats_triton(fv: torch.Tensor, fk: torch.Tensor, eps: float):
     return mean, rstd
 
 
+def fused_config(cuda: bool, dtype: torch.dtype = torch.float16) -> tuple[int, int, int, int, int]:
+    """(BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages) of the fused GEMM-epilogue kernel.
+
+    Two fp32 accumulator tiles: 8 warps, and half the rows for fp32 operands, keep sm_80 / sm_90
+    free of spills (``signbench kernels compile``; 64 × 64 × 64 on 4 warps spilled).
+    """
+    if not cuda:
+        return 16, 32, 32, 4, 1  # interpreter: small tiles (>= 16 for tl.dot), few of them
+    if dtype == torch.float32:
+        return 32, 64, 32, 8, 3
+    return 64, 64, 32, 8, 3
+
+
 def _fused_launch(fv, h, hb_offset, wg, bg, wb, bb, lnw, lnb, fk, mean, rstd, act, shared):
     rows, d = fv.shape
     out = torch.empty_like(fv)
-    if fv.is_cuda:
-        bm, bn, bk, warps, stages = 64, 64, 64, 4, 3
-    else:  # interpreter: small tiles (>= 16 for tl.dot), few of them
-        bm, bn, bk, warps, stages = 16, 32, 32, 4, 1
+    bm, bn, bk, warps, stages = fused_config(fv.is_cuda, fv.dtype)
     ieee = fv.dtype == torch.float32 and not (
         fv.is_cuda and torch.backends.cuda.matmul.allow_tf32)
     grid = (triton.cdiv(rows, bm), triton.cdiv(d, bn))
@@ -634,6 +644,20 @@ def fused_generator_modulate(
 # --------------------------------------------------------------------------------------------
 
 
+def _autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The autocast dtype active for ``device_type``, or None when autocast is off there."""
+    try:
+        on = torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4: no device_type argument
+        on = torch.is_autocast_enabled() if device_type == "cuda" else False
+    if not on:
+        return None
+    try:
+        return torch.get_autocast_dtype(device_type)
+    except AttributeError:  # torch < 2.4
+        return torch.get_autocast_gpu_dtype() if device_type == "cuda" else torch.bfloat16
+
+
 def _generator(d_in: int, d_hidden: int, d_out: int, dropout: float) -> nn.Sequential:
     """The paper's two-layer feed-forward generator: Linear → ReLU → Dropout → Linear."""
     return nn.Sequential(nn.Linear(d_in, d_hidden), nn.ReLU(), nn.Dropout(dropout),
@@ -668,7 +692,9 @@ class HyperFusion(nn.Module):
     triton backend (any device; CPU under the Triton interpreter) or the native backend on CUDA,
     the fused path runs: the generators' first layers as one GEMM, ReLU + dropout, then one Triton
     kernel for the second layers with eq. (3) in its epilogue (gamma, beta never stored; backward
-    recomputes them). Set ``fused = False`` on the module to force the unfused ops.
+    recomputes them). Under fp16 / bf16 autocast (the trainer's CUDA runs) it runs in the autocast
+    dtype and returns fv's dtype, as the unfused path does. ``fused = False`` forces the unfused
+    ops.
     """
 
     def __init__(self, dim: int, dropout: float = 0.5, activation: str | None = None,
@@ -703,14 +729,10 @@ class HyperFusion(nn.Module):
             return False
         if fv.dtype == torch.float64 or self.dim > TRITON_MAX_D or fv.numel() == 0:
             return False
-        # The fused kernel wants one dtype throughout (no autocast-mixed Linear outputs).
+        # The fused kernel wants one dtype throughout; under autocast that is autocast's dtype.
         if fk.dtype != fv.dtype or self.layernorm.weight.dtype != fv.dtype:
             return False
-        try:
-            autocast = torch.is_autocast_enabled(fv.device.type)
-        except TypeError:  # torch < 2.4: no device_type argument
-            autocast = torch.is_autocast_enabled()
-        if autocast:
+        if _autocast_dtype(fv.device.type) not in (None, torch.float16, torch.bfloat16):
             return False
         if fv.is_cuda:
             return name in ("triton", "native")
@@ -752,25 +774,41 @@ class HyperFusion(nn.Module):
                               name)
 
     def _forward_fused(self, cat, fv, fk, name):
+        cast = _autocast_dtype(fv.device.type)
+        if cast is None or cast == fv.dtype:
+            return self._fused(cat, fv, fk, name, None)
+        # Autocast training: the generators' GEMMs in the autocast dtype (as the unfused path
+        # runs them), the fused kernel in it too, the result back in fv's dtype (as unfused).
+        with torch.autocast(fv.device.type, enabled=False):
+            out = self._fused(cat.to(cast), fv.to(cast), fk.to(cast), name, cast)
+        return out.to(fv.dtype)
+
+    def _fused(self, cat, fv, fk, name, dtype: torch.dtype | None):
+        """The fused forward with every parameter cast to ``dtype`` (None: as they are)."""
+
+        def p(t: torch.Tensor) -> torch.Tensor:
+            return t if dtype is None else t.to(dtype)
+
         ln = self.layernorm
         if self.variant == "dsg":
             g0, b0 = self.gamma_net[0], self.beta_net[0]
             # Both first layers as ONE GEMM: (2d, 2d) weight → hidden [h_gamma, h_beta].
-            hidden = F.linear(cat, torch.cat([g0.weight, b0.weight], 0),
-                              torch.cat([g0.bias, b0.bias], 0))
-            p = self.gamma_net[2].p
+            hidden = F.linear(cat, p(torch.cat([g0.weight, b0.weight], 0)),
+                              p(torch.cat([g0.bias, b0.bias], 0)))
+            drop = self.gamma_net[2].p
             g3, b3 = self.gamma_net[3], self.beta_net[3]
             wg, bg, wb, bb, shared = g3.weight, g3.bias, b3.weight, b3.bias, False
         else:
-            hidden = self.generator[0](cat)
-            p = self.generator[2].p
+            g0 = self.generator[0]
+            hidden = F.linear(cat, p(g0.weight), p(g0.bias))
+            drop = self.generator[2].p
             w2, b2 = self.generator[3].weight, self.generator[3].bias
             d = self.dim
             wg, bg, wb, bb, shared = w2[:d], b2[:d], w2[d:], b2[d:], True
         # Same p on both halves: one dropout call has the distribution of two separate ones.
-        hidden = F.dropout(torch.relu(hidden), p, self.training)
-        return fused_generator_modulate(hidden, fv, fk, wg, bg, wb, bb, ln.weight, ln.bias,
-                                        ln.eps, self.activation, shared, name)
+        hidden = F.dropout(torch.relu(hidden), drop, self.training)
+        return fused_generator_modulate(hidden, fv, fk, p(wg), p(bg), p(wb), p(bb), p(ln.weight),
+                                        p(ln.bias), ln.eps, self.activation, shared, name)
 
 
 __all__ = [

@@ -157,9 +157,13 @@ def _triton_launch_args(x: torch.Tensor) -> tuple[int, int, int]:
         raise ValueError(
             f"sparsemax (triton): size {k} along dim exceeds the in-register limit {TRITON_MAX_K}"
         )
+    return (rows, *block_warps(k))
+
+
+def block_warps(k: int) -> tuple[int, int]:
+    """(BLOCK, num_warps) of both kernels for rows of length k (the whole row per program)."""
     block = max(16, triton.next_power_of_2(k))
-    warps = 4 if block <= 2048 else (8 if block <= 8192 else 16)
-    return rows, block, warps
+    return block, 4 if block <= 2048 else (8 if block <= 8192 else 16)
 
 
 def _forward_triton(x: torch.Tensor) -> torch.Tensor:
