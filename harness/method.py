@@ -247,6 +247,12 @@ class SLTMethod(nn.Module):
         ``None``: the plain total / trainable counts."""
         return None
 
+    def paper_figures(self) -> dict[str, dict[str, Any]]:
+        """Parameter counts the paper states, each beside ours: ``{name: {"ours": int,
+        "paper": int, "source": "Table 3"}}`` (``signbench params`` prints the ratio; works on
+        ``meta``). Empty: the paper states none."""
+        return {}
+
     def prepare_benchmark(self, profile: str, device: torch.device) -> None:
         """Adjust the built model before ``benchmarks/test_methods.py`` measures it (e.g. a
         frozen LLM cast to bf16 on a GPU)."""

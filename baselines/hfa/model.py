@@ -527,6 +527,19 @@ class HFA(SLTMethod):
                              "diff_total_at_vocab_2172": at_paper_vocab - paper_total}
         return report
 
+    def paper_figures(self) -> dict[str, dict[str, Any]]:
+        """Table 3's trainable / total parameters per phase (totals at its vocabulary)."""
+        report = self.param_report()
+        out = {}
+        for phase in ("pretraining", "fine_tuning"):
+            row = report[phase]
+            paper_train, paper_total = PAPER_TABLE3[phase]
+            out[f"{phase} trainable"] = {"ours": row["trainable"], "paper": paper_train,
+                                         "source": "Table 3"}
+            out[f"{phase} total (vocab {PAPER_VOCAB})"] = {
+                "ours": row["total_at_vocab_2172"], "paper": paper_total, "source": "Table 3"}
+        return out
+
 
 __all__ = [
     "ALIGN_PREFIXES",

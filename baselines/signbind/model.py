@@ -480,6 +480,11 @@ class SignBind(VisualFrontend, SignBindMetrics, SLTMethod):
         return {"total": total, "trainable": trainable, "components": components,
                 "llm_lora": lora}
 
+    def paper_figures(self) -> dict[str, dict[str, Any]]:
+        """The paper states one size: its LLaMA-2-7B translator."""
+        from baselines.common.llm import paper_llm_figure
+
+        return {"LLM backbone": paper_llm_figure(self.llm)}
 
 
 __all__ = ["FROZEN_IN_FUSION", "FUSION_STAGE", "LIP_STAGE", "LLM_STAGE", "MANUAL_STAGE",

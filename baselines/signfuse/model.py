@@ -483,5 +483,13 @@ class SignFuse(SLTMethod):
                 "trainable_excluding_llm_and_lora": modules,
                 "paper_trainable_excluding_llm": int(PAPER_TRAINABLE_M * 1e6)}
 
+    def paper_figures(self) -> dict[str, dict[str, Any]]:
+        """Sec. 4.1's trainable parameters without the frozen LLM, and the LLM's "7B"."""
+        report = self.param_report()
+        return {"trainable excluding the LLM": {
+                    "ours": report["trainable_excluding_llm"],
+                    "paper": int(PAPER_TRAINABLE_M * 1e6), "source": "Sec. 4.1 / Table 1"},
+                "LLM backbone": self._llm_lib.paper_llm_figure(self.llm)}
+
 
 __all__ = ["COMPONENTS", "SignFuse"]
