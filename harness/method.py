@@ -188,6 +188,9 @@ class SLTMethod(nn.Module):
     data_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     #: override sets ``benchmarks/test_methods.py`` measures besides the default
     benchmark_variants: ClassVar[tuple[dict[str, Any], ...]] = ({},)
+    #: overrides ``signbench check`` applies at paper size unless ``--full-depth``: the big
+    #: pretrained parts (LLaMA, mBART, ViT, ResNet stages) cut to one layer each, every width kept
+    check_overrides: ClassVar[dict[str, Any]] = {}
 
     # -- its configuration -------------------------------------------------------------------
     #: the config dataclass (fields = the options ``--set`` may override)

@@ -87,6 +87,9 @@ class HFA(SLTMethod):
     needs_pseudo_gloss = True
     needs_train_texts = True  # the runner passes train_texts= (word vectors for prototypes)
     normalize_frames = True
+    #: ``signbench check`` at paper size: the pretrained parts cut to one layer each
+    check_overrides: ClassVar[dict[str, Any]] = {"vit_depth": 1, "vit_lora_blocks": 1,
+                                                     "mbart_layers": (1, 1)}
     data_defaults: ClassVar[dict[str, dict[str, Any]]] = {"tiny": TINY_DATA, "paper": PAPER_DATA}
     config_class: ClassVar[type | None] = HFAConfig
 

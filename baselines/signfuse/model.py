@@ -66,6 +66,9 @@ class SignFuse(SLTMethod):
     inputs = ("frames", "keypoints")
     needs_text = True
     needs_gloss = False
+    #: ``signbench check`` at paper size: the pretrained parts cut to one layer each
+    check_overrides: ClassVar[dict[str, Any]] = {"resnet_layers": (1, 1, 1, 1),
+                                                     "llm_overrides": {"num_hidden_layers": 1}}
     data_defaults: ClassVar[dict[str, dict[str, Any]]] = {"tiny": TINY_DATA}
     config_class = SignFuseConfig
 
@@ -84,7 +87,7 @@ class SignFuse(SLTMethod):
                                             ("keypoints", self.use_skeletal)) if on)
         d = cfg.d_model
         if self.use_visual:
-            self.visual = VisualStream(d, cfg.resnet_base_width)
+            self.visual = VisualStream(d, cfg.resnet_base_width, cfg.resnet_layers)
             if cfg.resnet_init:
                 from baselines.common.weights import load_weights
 

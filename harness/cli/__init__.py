@@ -15,6 +15,8 @@ parser and the ``cmd_<name>`` function it calls:
 * ``run``, ``params``, ``profile``, ``experiment`` (:mod:`harness.cli.run`, ``.params``,
   ``.profile``, ``.experiment``) — train / evaluate / measure methods, parameter counts, NVTX
   profiling, multi-run studies.
+* ``check`` (:mod:`harness.cli.check`) — one training step per stage and one generate per
+  method at the profile's sizes (CPU), OK / FAILED.
 
 What they share (:class:`CLIError`, tables, ``--set`` parsing) is in :mod:`harness.cli.common`.
 The command modules import only ``common`` and lower layers, never this package, so there is no
@@ -33,13 +35,13 @@ import sys
 from collections.abc import Sequence
 
 from harness import __version__
-from harness.cli import data, experiment, info, leaderboard, params, profile, run, score
+from harness.cli import check, data, experiment, info, leaderboard, params, profile, run, score
 from harness.cli.common import CLIError, format_table, read_lines
 
 __all__ = ["CLIError", "add_commands", "build_parser", "format_table", "main", "read_lines"]
 
 #: the command modules, in the order ``signbench --help`` lists their subcommands
-COMMANDS = (info, score, leaderboard, data, run, params, profile, experiment)
+COMMANDS = (info, score, leaderboard, data, run, params, check, profile, experiment)
 
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

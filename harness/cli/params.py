@@ -17,9 +17,11 @@ from typing import Any
 from harness.cli.common import format_table, resolve_methods
 
 
-def param_counts(key: str, profile: str = "paper", lang: str = "de") -> dict[str, Any]:
+def param_counts(key: str, profile: str = "paper", lang: str = "de",
+                 overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Total / per-stage trainable counts (and ``param_report()`` rows) of ``key`` built on
-    the ``meta`` device; text resources come from the synthetic train texts."""
+    the ``meta`` device with ``overrides``; text resources come from the synthetic train
+    texts."""
     import torch
 
     from harness.data import load_dataset
@@ -30,7 +32,7 @@ def param_counts(key: str, profile: str = "paper", lang: str = "de") -> dict[str
     train = load_dataset("synthetic", "train", lang=lang, size=200)
     resources = build_text_resources(cls, train, lang)
     with torch.device("meta"):
-        method = build_method(key, profile, resources)
+        method = build_method(key, profile, resources, overrides)
     counts = count_parameters(method)
     stages = []
     for stage in method.stages():
