@@ -74,6 +74,7 @@ def resources_for(key: str, overrides: dict, lang: str = "de"):
     return build_text_resources(method_class(key), train, lang, overrides=overrides)
 
 
+@pytest.mark.slow
 def test_mbart_folder_loads_with_its_tokenizer_and_trains(mbart_dir, tmp_path):
     overrides = {"init": str(mbart_dir)}
     res = resources_for("hypersign", overrides)
@@ -96,16 +97,25 @@ def test_mbart_folder_loads_with_its_tokenizer_and_trains(mbart_dir, tmp_path):
     assert run["training"]["steps"] >= 3 and "bleu4" in run["accuracy"]
 
 
-def test_llama_folder_loads_with_its_tokenizer_and_trains(llama_dir, tmp_path):
-    overrides = {"llm_init": str(llama_dir)}
+@pytest.mark.slow
+def test_llama_folder_and_dinov2_vit_load_and_train(llama_dir, tmp_path):
+    # SignBind-LLM's frame encoder: DINOv2 layout at the tiny width (32 px, patch 8, 64 wide)
+    vit_file = tmp_path / "dinov2-tiny.safetensors"
+    torch.manual_seed(5)
+    vit = VisionTransformer(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=2,
+                            init_values=0.1)
+    save_file({k: v.contiguous() for k, v in vit.state_dict().items()}, str(vit_file))
+    overrides = {"llm_init": str(llama_dir), "frame_encoder_init": str(vit_file)}
     res = resources_for("signbind", overrides, lang="en")
     assert res.tokenizer.vocab_size == len(PreTrainedTokenizerFast.from_pretrained(llama_dir))
     method = build_method("signbind", "tiny", res, overrides)
-    # the MLP is not a LoRA target in HF naming; the attention projections carry base_layer
-    name = "model.layers.1.mlp.down_proj.weight"
+    # LoRA wraps its targets in ``base_layer``; the weights underneath are the file's
     ours = method.llm.state_dict()
-    key = name if name in ours else name.replace(".weight", ".base_layer.weight")
-    assert torch.equal(ours[key], hf_tensor(llama_dir, name))
+    for name in ("model.layers.1.mlp.down_proj.weight", "model.embed_tokens.weight"):
+        key = name if name in ours else name.replace(".weight", ".base_layer.weight")
+        assert torch.equal(ours[key], hf_tensor(llama_dir, name)), name
+    assert torch.equal(method.frame_encoder.blocks[1].mlp.fc1.weight,
+                       load_file(str(vit_file))["blocks.1.mlp.fc1.weight"])
 
     runs = run_method("signbind", epochs=4, out=tmp_path, overrides=overrides, **SMALL)
     assert runs[0]["config"]["text"]["tokenizer_from"] == str(llama_dir)
