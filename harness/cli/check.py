@@ -65,7 +65,8 @@ def check_method(key: str, profile: str = "paper", overrides: dict[str, Any] | N
     overrides = dict(overrides or {})
     cls = get_class(key)
     cut = {} if full_depth or profile != "paper" else dict(cls.check_overrides)
-    resolution = PAPER_RESOLUTION if profile == "paper" else PROFILE_DATA[profile]["resolution"]
+    resolution = PAPER_RESOLUTION if profile == "paper" else int(cls.data_defaults.get(
+        profile, {}).get("resolution", PROFILE_DATA[profile]["resolution"]))
     result: dict[str, Any] = {"method": key, "profile": profile, "status": "FAILED",
                               "overrides": overrides, "depth_overrides": cut,
                               "resolution": resolution, "stages": [], "outputs": None}
