@@ -31,7 +31,8 @@ def mbart_layer_params(d: int, ffn: int) -> tuple[int, int]:
 def test_paper_check_all_methods():
     code, out = run_check("--profile", "paper", "--json")
     results = {r["method"]: r for r in json.loads(out)}
-    assert code == 0, {k: r.get("error") for k, r in results.items()}
+    failed = {k: r.get("traceback") for k, r in results.items() if r["status"] != "OK"}
+    assert code == 0 and not failed, failed
     assert sorted(results) == sorted(baselines.list_methods())
     for key, r in results.items():
         assert r["status"] == "OK" and r["resolution"] == 224, key
