@@ -173,6 +173,9 @@ class SLTMethod(nn.Module):
     data_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     #: override sets ``benchmarks/test_methods.py`` measures besides the default
     benchmark_variants: ClassVar[tuple[dict[str, Any], ...]] = ({},)
+    #: overrides ``signbench check`` applies at paper size unless ``--full-depth``: the big
+    #: pretrained parts (LLaMA, mBART, ViT, ResNet stages) cut to one layer each, every width kept
+    check_overrides: ClassVar[dict[str, Any]] = {}
 
     # -- its configuration -------------------------------------------------------------------
     #: the config dataclass (fields = the options ``--set`` may override)
@@ -240,6 +243,12 @@ class SLTMethod(nn.Module):
         """Parameter counts per component for ``signbench params`` (works on ``meta``);
         ``None``: the plain total / trainable counts."""
         return None
+
+    def paper_figures(self) -> dict[str, dict[str, Any]]:
+        """Parameter counts the paper states, each beside ours: ``{name: {"ours": int,
+        "paper": int, "source": "Table 3"}}`` (``signbench params`` prints the ratio; works on
+        ``meta``). Empty: the paper states none."""
+        return {}
 
     def prepare_benchmark(self, profile: str, device: torch.device) -> None:
         """Adjust the built model before ``benchmarks/test_methods.py`` measures it (e.g. a

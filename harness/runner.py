@@ -189,18 +189,39 @@ class TextResources:
     saved: dict[str, str] = field(default_factory=dict)
 
 
+#: method options naming a Hugging Face language-model folder whose tokenizer comes with it
+PRETRAINED_TEXT_OPTIONS = ("init", "llm_init")
+
+
+def pretrained_tokenizer_dir(overrides: Mapping[str, Any] | None) -> Path | None:
+    """The folder of ``init=`` / ``llm_init=`` when it holds a ``tokenizer.json``, else None."""
+    for option in PRETRAINED_TEXT_OPTIONS:
+        value = (overrides or {}).get(option)
+        if isinstance(value, (str, Path)) and (Path(value) / "tokenizer.json").is_file():
+            return Path(value)
+    return None
+
+
 def build_text_resources(cls: Any, train: Sequence[Sample], lang: str,
-                         save_dir: Path | None = None) -> TextResources:
-    """Tokenizer / gloss vocabulary / pseudo-gloss extractor fitted on the train split."""
-    from harness.text import GlossVocab, PseudoGlossExtractor, train_tokenizer
+                         save_dir: Path | None = None,
+                         overrides: Mapping[str, Any] | None = None) -> TextResources:
+    """Tokenizer / gloss vocabulary / pseudo-gloss extractor fitted on the train split; the
+    tokenizer is the pretrained model's own when ``init=`` / ``llm_init=`` in ``overrides``
+    names a folder with one (``saved["tokenizer_from"]`` records it)."""
+    from harness.text import GlossVocab, PseudoGlossExtractor, TextTokenizer, train_tokenizer
 
     res = TextResources()
     texts = [s.text for s in train if s.text]
     if cls.needs_text:
         if not texts:
             raise ValueError("the method needs text, but the training split has none")
-        res.tokenizer = train_tokenizer(texts, vocab_size=cls.tokenizer_vocab_size,
-                                        lang=lang, kind=cls.tokenizer_kind)
+        pretrained = pretrained_tokenizer_dir(overrides)
+        if pretrained is not None:
+            res.tokenizer = TextTokenizer.from_pretrained_dir(pretrained, lang)
+            res.saved["tokenizer_from"] = str(pretrained)
+        else:
+            res.tokenizer = train_tokenizer(texts, vocab_size=cls.tokenizer_vocab_size,
+                                            lang=lang, kind=cls.tokenizer_kind)
         if save_dir is not None:
             res.saved["tokenizer"] = str(res.tokenizer.save(save_dir / "tokenizer"))
     if cls.needs_gloss or cls.task == "recognition":
@@ -315,7 +336,7 @@ def run_method(key: str, dataset: str = "synthetic", lang: str | None = None,
               for split in ("train", *SPLITS_EVALUATED)}
     check_streams(key, dataset, splits, (), annotations=annotations)
     resources = build_text_resources(cls, splits["train"], lang,
-                                     run_dir if info.is_main else None)
+                                     run_dir if info.is_main else None, overrides)
     torch.manual_seed(seed)  # method initialisation is part of the seeded run
     method = build_method(key, profile, resources, overrides)
     streams = tuple(method.inputs) or ("keypoints",)

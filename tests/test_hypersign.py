@@ -86,6 +86,21 @@ def test_paper_stage_follows_the_paper():
     assert m.config.sst_tokens == 128 and m.config.sst_dim == 128 and m.config.temperature == 0.07
 
 
+def test_paper_profile_has_no_bridge_or_joint_ctc_head():
+    """The gloss-embedding bridge and the joint CTC head are ours: off at paper size, and the
+    ablation ``bridge=gloss, bridge_fusion=joint`` turns both back on."""
+    from harness.text import GlossVocab
+
+    vocab = GlossVocab.build(["REGEN MORGEN", "SONNE"])
+    with torch.device("meta"):
+        paper = get_method("hypersign", "paper", gloss_vocab=vocab)
+        ablation = get_method("hypersign", "paper", gloss_vocab=vocab, bridge="gloss",
+                              bridge_fusion="joint")
+    assert not paper.bridge_on and not paper.joint_ctc
+    assert not any(n.startswith("fused_ctc.") for n, _ in paper.named_parameters())
+    assert ablation.bridge_on and ablation.joint_ctc
+
+
 # ------------------------------------------------------------------------------ shapes
 
 

@@ -300,6 +300,25 @@ def test_peak_memory_cpu_is_honest() -> None:
     assert mem.peak_rss_mb is not None and mem.peak_rss_mb > 0
 
 
+def test_peak_rss_resets_between_windows() -> None:
+    """Check's per-method peak RSS: a 256 MiB buffer raises the mark; after a reset, without
+    it, the mark is back below it (Linux ``clear_refs``)."""
+    import gc
+
+    from harness.measure.memory import peak_rss_mb, reset_peak_rss
+
+    if not reset_peak_rss():
+        pytest.skip("/proc/self/clear_refs is not writable here")
+    base = peak_rss_mb()
+    buf = torch.ones(64 * 2**20)  # 256 MiB, touched
+    high = peak_rss_mb()
+    assert high - base > 200
+    del buf
+    gc.collect()
+    assert reset_peak_rss()
+    assert peak_rss_mb() < high - 200
+
+
 # ----------------------------------------------------------------------------- params
 def test_count_parameters_frozen() -> None:
     model = nn.Sequential(nn.Linear(10, 5), nn.Linear(5, 3))

@@ -119,6 +119,8 @@ def test_from_pretrained_dir(tmp_path):
     back = TextTokenizer.load(tmp_path / "saved")
     assert back.kind == "pretrained" and back.pad_id == 0 and back.eos_id == 3
     assert back.encode("gut wetter", add_special=False) == [5, 4]
+    # the folder's own template does not matter: encode frames the text as <s> text </s>
+    assert tok.encode("wetter gut") == [2, 4, 5, 3]
     with pytest.raises(TokenizerError, match="does not exist"):
         TextTokenizer.from_pretrained_dir(tmp_path / "nope")
     empty = tmp_path / "empty"
@@ -250,3 +252,24 @@ def test_pseudo_gloss_errors(tmp_path):
     (tmp_path / "p.json").write_text("[1]", encoding="utf-8")
     with pytest.raises(PseudoGlossError, match=r"p\.json: field 'format'"):
         PseudoGlossExtractor.load(tmp_path / "p.json")
+
+
+def test_from_pretrained_dir_llama_style_bos_only_template_and_no_pad(tmp_path):
+    """LLaMA's tokenizer adds <s> only and has no pad token: encode still gives <s> … </s>
+    (the methods' contract) and padding uses <unk>."""
+    from tokenizers.processors import TemplateProcessing
+
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, "sonne": 3, "regen": 4}
+    hf = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    hf.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    hf.post_processor = TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    d = tmp_path / "llama"
+    d.mkdir()
+    hf.save(str(d / "tokenizer.json"))
+    (d / "tokenizer_config.json").write_text(json.dumps(
+        {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}), encoding="utf-8")
+    tok = TextTokenizer.from_pretrained_dir(d)
+    assert hf.encode("sonne regen").ids == [1, 3, 4]  # the folder's own template
+    assert tok.encode("sonne regen") == [1, 3, 4, 2]
+    assert tok.encode_batch(["regen", "sonne x"]) == [[1, 4, 2], [1, 3, 0, 2]]
+    assert tok.pad_id == 0 and tok.unk_id == 0

@@ -66,6 +66,16 @@ def llama_param_count(vocab_size: int, hidden_size: int, intermediate_size: int,
     return (1 if tied else 2) * vocab_size * h + num_hidden_layers * per_layer + h
 
 
+def paper_llm_figure(model: LlamaForCausalLM) -> dict[str, Any]:
+    """The LM backbone's parameters at LLaMA-2's 32,000-token vocabulary beside the "7B" the
+    papers name (``paper_figures`` of SignFuse and SignBind-LLM; works on ``meta``)."""
+    total = sum(p.numel() for n, p in model.named_parameters() if "lora_" not in n)
+    vocab = model.get_input_embeddings().weight.shape[0]
+    tables = 1 if model.config.tie_word_embeddings else 2
+    ours = total + (LLAMA2_VOCAB - vocab) * model.config.hidden_size * tables
+    return {"ours": int(ours), "paper": 7_000_000_000, "source": "LLaMA-2 7B (vocab 32,000)"}
+
+
 def _config(vocab_size: int, profile: str, overrides: dict[str, Any]) -> LlamaConfig:
     if profile not in PROFILES:
         raise ValueError(f"build_llama: profile must be one of {sorted(PROFILES)}, got {profile!r}")
@@ -321,5 +331,6 @@ __all__ = [
     "llama_param_count",
     "lora_parameter_names",
     "pad_after_eos",
+    "paper_llm_figure",
     "prefix_lm_loss",
 ]

@@ -131,6 +131,7 @@ def build_mbart(size: MBartSize, vocab_size: int, tokenizer: Any = None,
         raise FileNotFoundError(f"mBART init: {path} is not a local Hugging Face checkpoint "
                                 f"directory (no config.json)")
     model = MBartForConditionalGeneration.from_pretrained(str(path), local_files_only=True)
+    check_size(model.config, size, path / "config.json")
     _trim_vocabulary(model, path, tokenizer, vocab)
     model.config.pad_token_id, model.config.bos_token_id = pad, bos
     model.config.eos_token_id, model.config.decoder_start_token_id = eos, bos
@@ -141,6 +142,20 @@ def build_mbart(size: MBartSize, vocab_size: int, tokenizer: Any = None,
     model.generation_config.forced_bos_token_id = None
     model.generation_config.forced_eos_token_id = None
     return model
+
+
+def check_size(config: Any, size: MBartSize, path: Path) -> None:
+    """Raise ``ValueError`` naming ``path``, the field and both values when the checkpoint's
+    architecture is not the method's ``size`` (the tensors would not fit the method's layers)."""
+    pairs = {"d_model": size.d_model, "encoder_layers": size.encoder_layers,
+             "decoder_layers": size.decoder_layers, "encoder_attention_heads": size.heads,
+             "decoder_attention_heads": size.heads, "encoder_ffn_dim": size.ffn,
+             "decoder_ffn_dim": size.ffn}
+    bad = [f"{field} {getattr(config, field)} (method: {want})"
+           for field, want in pairs.items() if getattr(config, field) != want]
+    if bad:
+        raise ValueError(f"mBART init: {path} does not match the method's mBART: "
+                         + "; ".join(bad) + " — set the method's sizes to the checkpoint's")
 
 
 def _trim_vocabulary(model: MBartForConditionalGeneration, path: Path, tokenizer: Any,

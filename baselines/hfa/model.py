@@ -87,6 +87,9 @@ class HFA(SLTMethod):
     needs_pseudo_gloss = True
     needs_train_texts = True  # the runner passes train_texts= (word vectors for prototypes)
     normalize_frames = True
+    #: ``signbench check`` at paper size: the pretrained parts cut to one layer each
+    check_overrides: ClassVar[dict[str, Any]] = {"vit_depth": 1, "vit_lora_blocks": 1,
+                                                     "mbart_layers": (1, 1)}
     data_defaults: ClassVar[dict[str, dict[str, Any]]] = {"tiny": TINY_DATA, "paper": PAPER_DATA}
     config_class: ClassVar[type | None] = HFAConfig
 
@@ -526,6 +529,19 @@ class HFA(SLTMethod):
                              "diff_trainable": t_train - paper_train,
                              "diff_total_at_vocab_2172": at_paper_vocab - paper_total}
         return report
+
+    def paper_figures(self) -> dict[str, dict[str, Any]]:
+        """Table 3's trainable / total parameters per phase (totals at its vocabulary)."""
+        report = self.param_report()
+        out = {}
+        for phase in ("pretraining", "fine_tuning"):
+            row = report[phase]
+            paper_train, paper_total = PAPER_TABLE3[phase]
+            out[f"{phase} trainable"] = {"ours": row["trainable"], "paper": paper_train,
+                                         "source": "Table 3"}
+            out[f"{phase} total (vocab {PAPER_VOCAB})"] = {
+                "ours": row["total_at_vocab_2172"], "paper": paper_total, "source": "Table 3"}
+        return out
 
 
 __all__ = [

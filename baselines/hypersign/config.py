@@ -138,4 +138,7 @@ PAPER_CONFIG = HyperSignConfig(
     warmup_steps=0, batch_size=16, amp=True,
     pretrain_epochs=40, pretrain_lr=1e-3, pretrain_warmup_steps=0, pretrain_scheduler="cosine",
     g2t_epochs=40, g2t_lr=1e-5, g2t_warmup_steps=0,
+    # the paper's model: no gloss-embedding bridge, no joint CTC head (ablations: bridge="gloss",
+    # bridge_fusion="joint"; docs/methods/hypersign.md, "Profiles")
+    bridge="none", bridge_fusion="average",
 )

@@ -53,6 +53,8 @@ class HyperSign(StreamsMixin, FusionMixin, SynergyMixin, PretrainingMixin, SLTMe
     inputs = ("frames", "keypoints")
     needs_text = True
     needs_gloss = True  # stage 1's CTC targets; without a gloss_vocab stage 1 is skipped
+    #: ``signbench check`` at paper size: the pretrained parts cut to one layer each
+    check_overrides: ClassVar[dict[str, Any]] = {"mbart_layers": (1, 1)}
     data_defaults: ClassVar[dict[str, dict[str, Any]]] = {"tiny": TINY_DATA}
     config_class: ClassVar[type | None] = HyperSignConfig
 

@@ -9,7 +9,7 @@ is what it is (the choices where the paper is vague, and the measurements behind
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from baselines.signbind.fusion import FUSIONS
@@ -73,6 +73,7 @@ class SignBindConfig:
     router_weight: float = 1.0
     # LLM
     llm_init: str | None = None
+    llm_overrides: dict[str, Any] = field(default_factory=dict)  # LlamaConfig fields
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05

@@ -60,6 +60,9 @@ class SignBind(VisualFrontend, SignBindMetrics, SLTMethod):
     needs_text = True
     needs_gloss = False
     needs_pseudo_gloss = True
+    #: ``signbench check`` at paper size: the pretrained parts cut to one layer each
+    check_overrides: ClassVar[dict[str, Any]] = {"frame_depth": 1, "lip_depth": 1,
+                                                     "llm_overrides": {"num_hidden_layers": 1}}
     data_defaults: ClassVar[dict[str, dict[str, Any]]] = {"tiny": TINY_DATA, "paper": PAPER_DATA}
     #: timed side by side by benchmarks/test_methods.py: the paper's gate vs cross-attention
     benchmark_variants: ClassVar[tuple[dict[str, Any], ...]] = ({}, {"fusion": "cross"})
@@ -137,7 +140,7 @@ class SignBind(VisualFrontend, SignBindMetrics, SLTMethod):
         # built on the default device: ``with torch.device("meta")`` (parameter reports) or
         # ``with torch.device("cuda")`` (a paper-size LM straight on the GPU)
         model = L.build_llama(vocab, profile=self.profile, init=cfg.llm_init,
-                              device=torch.empty(0).device)
+                              device=torch.empty(0).device, **cfg.llm_overrides)
         return L.add_lora(model, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout,
                           target_modules=tuple(cfg.lora_targets))
 
@@ -482,6 +485,11 @@ class SignBind(VisualFrontend, SignBindMetrics, SLTMethod):
         return {"total": total, "trainable": trainable, "components": components,
                 "llm_lora": lora}
 
+    def paper_figures(self) -> dict[str, dict[str, Any]]:
+        """The paper states one size: its LLaMA-2-7B translator."""
+        from baselines.common.llm import paper_llm_figure
+
+        return {"LLM backbone": paper_llm_figure(self.llm)}
 
 
 __all__ = ["FROZEN_IN_FUSION", "FUSION_STAGE", "LIP_STAGE", "LLM_STAGE", "MANUAL_STAGE",

@@ -41,6 +41,7 @@ class SignFuseConfig:
     d_model: int = 64
     frame_stride: int = 4  # tiny: every 4th frame of both streams (docs: "Profiles")
     resnet_base_width: int = 4
+    resnet_layers: tuple[int, int, int, int] = (3, 4, 6, 3)  # ResNet-50's blocks per stage
     stgcn_channels: tuple[int, ...] = (2, 8, 16, 32, 64)
     stgcn_kernel: int = 5  # tiny (round 6); paper 9
     stgcn_strides: tuple[int, ...] = (2, 1, 1, 1)  # per block; tiny (round 6); paper (1, 1, 2, 1)
@@ -108,6 +109,9 @@ class SignFuseConfig:
         check_bounds(self, positive=("d_model", "frame_stride", "resnet_base_width",
                                      "cmfa_layers", "heads", "ffn_mult", "hta_len",
                                      "sign_tokens", "lora_r", "batch_size"))
+        if len(self.resnet_layers) != 4 or min(self.resnet_layers) < 1:
+            raise ConfigError(f"SignFuseConfig.resnet_layers must be 4 block counts >= 1, got "
+                              f"{self.resnet_layers}")
         if self.d_model % self.heads:
             raise ConfigError(f"SignFuseConfig.d_model {self.d_model} is not divisible by "
                               f"heads {self.heads}")

@@ -66,6 +66,9 @@ class SignFuse(SLTMethod):
     inputs = ("frames", "keypoints")
     needs_text = True
     needs_gloss = False
+    #: ``signbench check`` at paper size: the pretrained parts cut to one layer each
+    check_overrides: ClassVar[dict[str, Any]] = {"resnet_layers": (1, 1, 1, 1),
+                                                     "llm_overrides": {"num_hidden_layers": 1}}
     data_defaults: ClassVar[dict[str, dict[str, Any]]] = {"tiny": TINY_DATA}
     config_class = SignFuseConfig
 
@@ -84,7 +87,7 @@ class SignFuse(SLTMethod):
                                             ("keypoints", self.use_skeletal)) if on)
         d = cfg.d_model
         if self.use_visual:
-            self.visual = VisualStream(d, cfg.resnet_base_width)
+            self.visual = VisualStream(d, cfg.resnet_base_width, cfg.resnet_layers)
             if cfg.resnet_init:
                 from baselines.common.weights import load_weights
 
@@ -482,6 +485,14 @@ class SignFuse(SLTMethod):
                 "trainable_excluding_llm": modules + comps["lora"],
                 "trainable_excluding_llm_and_lora": modules,
                 "paper_trainable_excluding_llm": int(PAPER_TRAINABLE_M * 1e6)}
+
+    def paper_figures(self) -> dict[str, dict[str, Any]]:
+        """Sec. 4.1's trainable parameters without the frozen LLM, and the LLM's "7B"."""
+        report = self.param_report()
+        return {"trainable excluding the LLM": {
+                    "ours": report["trainable_excluding_llm"],
+                    "paper": int(PAPER_TRAINABLE_M * 1e6), "source": "Sec. 4.1 / Table 1"},
+                "LLM backbone": self._llm_lib.paper_llm_figure(self.llm)}
 
 
 __all__ = ["COMPONENTS", "SignFuse"]

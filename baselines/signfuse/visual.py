@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from baselines.common.resnet import resnet50
+from baselines.common.resnet import ResNet
 from baselines.signfuse.masks import downsampled_mask, zero_padded
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -22,9 +22,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class VisualStream(nn.Module):
     """Frames (B, T, H, W, 3) uint8 or float in [0, 1] + mask → (B, ⌈T/2⌉, d), mask."""
 
-    def __init__(self, d: int = 512, base_width: int = 64) -> None:
+    def __init__(self, d: int = 512, base_width: int = 64,
+                 layers: tuple[int, int, int, int] = (3, 4, 6, 3)) -> None:
         super().__init__()
-        self.backbone = resnet50(base_width=base_width)
+        self.backbone = ResNet(layers, "bottleneck", base_width=base_width)
         self.temporal = nn.Conv1d(self.backbone.num_features, d, kernel_size=3, stride=2,
                                   padding=1)
         self.bn = nn.BatchNorm1d(d)

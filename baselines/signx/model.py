@@ -63,6 +63,8 @@ class SignX(SignXInputs):
     inputs: tuple[str, ...] = ("frames", "poses")  # ("frames",) for pixel / transformer
     needs_text: ClassVar[bool] = True
     needs_gloss: ClassVar[bool] = True
+    #: ``signbench check`` at paper size: the pretrained parts cut to one layer each
+    check_overrides: ClassVar[dict[str, Any]] = {"v2p_depth": 1, "vit_layers": 1}
     data_defaults: ClassVar[dict[str, dict[str, Any]]] = {
         "tiny": {"train_size": 256, "eval_size": 32, "resolution": 32, "batch_size": 16,
                  "eval_batch_size": 32, "measure_iters": 5},

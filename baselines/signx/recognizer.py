@@ -211,13 +211,15 @@ def frame_features(backbone: nn.Module, frames: torch.Tensor, mask: torch.Tensor
 
 def gloss_prior_weights(counts: Sequence[int], num_classes: int, blank: int = 0) -> torch.Tensor:
     """w_c = (n_c / n̄)^−½ over glosses seen in training (mean 1), 1 for blank/specials/unseen."""
-    w = torch.ones(num_classes)
-    n = torch.tensor([float(c) for c in counts])
+    # Built on the CPU explicitly: the counts are data, and a model built under
+    # ``torch.device("meta")`` (``signbench params``) must still get real weights here.
+    w = torch.ones(num_classes, device="cpu")
+    n = torch.tensor([float(c) for c in counts], device="cpu")
     seen = n > 0
     if seen.any():
         raw = (n[seen] / n[seen].mean()).pow(-0.5)
         raw = raw / raw.mean()
-        idx = torch.arange(num_classes - len(counts), num_classes)[seen]
+        idx = torch.arange(num_classes - len(counts), num_classes, device="cpu")[seen]
         w[idx] = raw
     w[blank] = 1.0
     return w

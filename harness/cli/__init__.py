@@ -17,6 +17,8 @@ parser and the ``cmd_<name>`` function it calls:
 * ``run``, ``params``, ``profile``, ``experiment`` (:mod:`harness.cli.run`, ``.params``,
   ``.profile``, ``.experiment``) — train / evaluate / measure methods, parameter counts, NVTX
   profiling, multi-run studies.
+* ``check`` (:mod:`harness.cli.check`) — one training step per stage and one generate per
+  method at the profile's sizes (CPU), OK / FAILED.
 * ``kernels compile`` (:mod:`harness.cli.kernels`) — compile every GPU kernel for sm_80 / sm_90
   without a GPU: registers, spills, shared memory.
 
@@ -38,6 +40,7 @@ from collections.abc import Sequence
 
 from harness import __version__
 from harness.cli import (
+    check,
     compare,
     data,
     experiment,
@@ -54,7 +57,8 @@ from harness.cli.common import CLIError, format_table, read_lines
 __all__ = ["CLIError", "add_commands", "build_parser", "format_table", "main", "read_lines"]
 
 #: the command modules, in the order ``signbench --help`` lists their subcommands
-COMMANDS = (info, score, leaderboard, compare, data, run, params, profile, experiment, kernels)
+COMMANDS = (info, score, leaderboard, compare, data, run, params, check, profile, experiment,
+            kernels)
 
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -3,7 +3,9 @@
 Each method is built on ``meta`` (no memory, no weights) with text resources from the synthetic
 train texts; the command prints its total parameters and, per training stage, how many train.
 The rows of the method's :meth:`harness.method.SLTMethod.param_report` hook (component name →
-parameter count, or a nested breakdown; ``None`` by default) are printed under it.
+parameter count, or a nested breakdown; ``None`` by default) are printed under it, then each
+figure its paper states (:meth:`~harness.method.SLTMethod.paper_figures`) beside ours, with the
+ratio ours / paper.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from typing import Any
 from harness.cli.common import format_table, resolve_methods
 
 
-def param_counts(key: str, profile: str = "paper", lang: str = "de") -> dict[str, Any]:
+def param_counts(key: str, profile: str = "paper", lang: str = "de",
+                 overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Total / per-stage trainable counts (and ``param_report()`` rows) of ``key`` built on
-    the ``meta`` device; text resources come from the synthetic train texts."""
+    the ``meta`` device with ``overrides``; text resources come from the synthetic train
+    texts."""
     import torch
 
     from harness.data import load_dataset
@@ -28,15 +32,17 @@ def param_counts(key: str, profile: str = "paper", lang: str = "de") -> dict[str
     train = load_dataset("synthetic", "train", lang=lang, size=200)
     resources = build_text_resources(cls, train, lang)
     with torch.device("meta"):
-        method = build_method(key, profile, resources)
+        method = build_method(key, profile, resources, overrides)
     counts = count_parameters(method)
     stages = []
     for stage in method.stages():
         method.apply_stage(stage)
         stages.append({"stage": stage.name, "trainable": count_parameters(method)["trainable"]})
     report = method.param_report()
+    paper = {name: {**fig, "ratio": fig["ours"] / fig["paper"]}
+             for name, fig in method.paper_figures().items()}
     return {"method": key, "profile": profile, "total": counts["total"], "stages": stages,
-            "report": report}
+            "report": report, "paper": paper}
 
 
 def _report_rows(report: dict[str, Any] | None, prefix: str = "") -> list[tuple[str, str]]:
@@ -65,6 +71,12 @@ def cmd_params(args: argparse.Namespace) -> int:
             rows.append((f"  trainable in stage {s['stage']}",
                          f"{format_count(s['trainable'])} ({s['trainable']:,})"))
         rows += _report_rows(r["report"])
+        if not r["paper"]:
+            rows.append(("  paper", "states no parameter count"))
+        for name, fig in r["paper"].items():
+            rows.append((f"  paper: {name}",
+                         f"{format_count(fig['ours'])} vs {format_count(fig['paper'])} "
+                         f"({fig['source']}), ratio {fig['ratio']:.3f}"))
     print(format_table(rows, (f"method ({args.profile})", "parameters")))
     return 0
 

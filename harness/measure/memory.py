@@ -47,6 +47,30 @@ def process_peak_rss_mb() -> float | None:
     return maxrss / _MIB if sys.platform == "darwin" else maxrss / 1024.0
 
 
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark of this process (Linux ``/proc/self/clear_refs`` "5");
+    False where that is not possible (then :func:`peak_rss_mb` is the lifetime peak)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float | None:
+    """Peak RSS in MiB since the last :func:`reset_peak_rss` (``VmHWM``), else the lifetime
+    peak (:func:`process_peak_rss_mb`)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return process_peak_rss_mb()
+
+
 @contextlib.contextmanager
 def peak_memory(device: torch.device | str | None) -> Iterator[PeakMemory]:
     """Measure peak memory of the ``with`` block on ``device``; read the yielded object after."""

@@ -167,9 +167,19 @@ class TextTokenizer:
         """Token ids of ``text`` (``<s> ... </s>`` around them when ``add_special``)."""
         if not isinstance(text, str):
             raise TypeError(f"encode expects a str, got {type(text).__name__}")
+        if self.kind == "pretrained":
+            # a pretrained tokenizer's own template varies (LLaMA adds <s> only, mBART
+            # appends </s> and a language code): the methods' contract is <s> text </s>
+            ids = list(self.tokenizer.encode(text, add_special_tokens=False).ids)
+            if add_special:
+                ids = [i for i in (self.bos_id,) if i is not None] + ids + [
+                    i for i in (self.eos_id,) if i is not None]
+            return ids
         return list(self.tokenizer.encode(text, add_special_tokens=add_special).ids)
 
     def encode_batch(self, texts: list[str], add_special: bool = True) -> list[list[int]]:
+        if self.kind == "pretrained":
+            return [self.encode(t, add_special) for t in texts]
         return [list(e.ids) for e in
                 self.tokenizer.encode_batch(list(texts), add_special_tokens=add_special)]
 
@@ -226,7 +236,9 @@ class TextTokenizer:
         Special tokens come from ``tokenizer_config.json`` / ``special_tokens_map.json``
         (``pad_token``, ``bos_token``, ``eos_token``, ``unk_token``) when present, else from
         the usual names (``<pad>``/``[PAD]``, ``<s>``/``[CLS]``, ``</s>``/``[SEP]``,
-        ``<unk>``/``[UNK]``) found in the vocabulary.
+        ``<unk>``/``[UNK]``) found in the vocabulary; without a pad token (LLaMA) padding uses
+        ``<unk>`` (else ``</s>``). ``encode`` frames the text as ``<s> text </s>`` with these
+        ids whatever the folder's own template (the methods' contract).
         """
         d = Path(path)
         if not d.is_dir():
@@ -263,6 +275,8 @@ class TextTokenizer:
             else:
                 specials[role] = next((c for c in candidates if tok.token_to_id(c) is not None),
                                       None)
+        if specials["pad"] is None:  # LLaMA has no pad token: pad with <unk> (or </s>)
+            specials["pad"] = specials["unk"] or specials["eos"]
         return cls(tok, lang, "pretrained", specials)
 
 
