@@ -27,13 +27,17 @@ def mbart_layer_params(d: int, ffn: int) -> tuple[int, int]:
     return attn + mlp + 2 * 2 * d, 2 * attn + mlp + 3 * 2 * d
 
 
+#: the five built-in methods (other test modules register toy methods of their own)
+BUILTIN = sorted(m.rsplit(".", 1)[1] for m in baselines.BUILTIN_METHODS)
+
+
 @pytest.mark.slow
 def test_paper_check_all_methods():
-    code, out = run_check("--profile", "paper", "--json")
+    code, out = run_check("--profile", "paper", "--json", "--methods", *BUILTIN)
     results = {r["method"]: r for r in json.loads(out)}
     failed = {k: r.get("traceback") for k, r in results.items() if r["status"] != "OK"}
     assert code == 0 and not failed, failed
-    assert sorted(results) == sorted(baselines.list_methods())
+    assert sorted(results) == BUILTIN
     for key, r in results.items():
         assert r["status"] == "OK" and r["resolution"] == 224, key
         assert r["stages"] and all(s["steps"] == 1 and s["loss"] == s["loss"]
