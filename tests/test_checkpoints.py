@@ -122,7 +122,7 @@ def test_llama_folder_and_dinov2_vit_load_and_train(llama_dir, tmp_path):
     assert runs[0]["training"]["steps"] >= 4
 
 
-def test_timm_named_resnet50_and_dinov2_vit_load(tmp_path):
+def test_timm_named_resnet50_and_dinov2_vit_load_and_train(tmp_path):
     res_file, vit_file = tmp_path / "resnet50.safetensors", tmp_path / "vit.safetensors"
     torch.manual_seed(7)
     save_file({k: v.contiguous() for k, v in resnet50(base_width=4).state_dict().items()},
@@ -141,6 +141,29 @@ def test_timm_named_resnet50_and_dinov2_vit_load(tmp_path):
                        if "blocks.0.attn.proj.weight" in hfa.vit.state_dict()
                        else hfa.vit.state_dict()["blocks.0.attn.proj.base_layer.weight"],
                        load_file(str(vit_file))["blocks.0.attn.proj.weight"])
+    for method in (fuse, hfa):  # training proceeds from the loaded weights
+        _one_training_step(method)
+
+
+def _one_training_step(method) -> None:
+    """Every stage of ``method`` takes one step on 2 samples: finite losses, gradients reach
+    its trainable parameters."""
+    from conftest import stage_state, synthetic_split
+
+    from harness.evaluate import collate_for
+
+    samples = synthetic_split("train", 2, lang="de")
+    batch = collate_for(method, samples, tokenizer=method.tokenizer,
+                        gloss_vocab=method.gloss_vocab, with_targets=True)
+    method.train()
+    for index, stage in enumerate(method.stages()):
+        trainable = method.apply_stage(stage)
+        loss = method.training_step(batch, stage_state(stage, stage_index=index))["loss"]
+        assert torch.isfinite(loss), (method.key, stage.name)
+        loss.backward()
+        params = dict(method.named_parameters())
+        assert any(params[n].grad is not None for n in trainable), (method.key, stage.name)
+        method.zero_grad(set_to_none=True)
 
 
 def test_shape_mismatch_names_parameter_file_and_shapes(tmp_path, mbart_dir):
