@@ -170,6 +170,22 @@ def keypoint_feature_width(joints: int, normalize: str = "body") -> int:
     return joints * 3
 
 
+def shoulder_frame(xy: torch.Tensor, seen: torch.Tensor, shoulders: tuple[int, int]
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The signer's clip-level frame: (B, 2) mean mid-shoulder and (B,) mean shoulder width over
+    the frames where ``seen`` (B, T, J) marks both shoulders; the image frame (centre 0.5, unit
+    0.5) for a clip with no such frame. ``xy`` is (B, T, J, 2)."""
+    left, right = shoulders
+    both = seen[..., left] * seen[..., right]  # (B, T)
+    n = both.sum(1).clamp_min(1.0)  # (B,)
+    mid = ((xy[:, :, left] + xy[:, :, right]) / 2 * both[..., None]).sum(1) / n[:, None]
+    width = ((xy[:, :, left] - xy[:, :, right]).norm(dim=-1) * both).sum(1) / n
+    has = both.sum(1) > 0
+    mid = torch.where(has[:, None], mid, torch.full_like(mid, 0.5))
+    width = torch.where(has, width, torch.full_like(width, 0.5)).clamp_min(1e-3)
+    return mid, width
+
+
 def normalize_keypoints(kp: torch.Tensor, mask: torch.Tensor, normalize: str = "body"
                         ) -> torch.Tensor:
     """(B, T, J, 3) keypoints → (B, T, F) per-frame features (module docstring; F from
@@ -183,15 +199,7 @@ def normalize_keypoints(kp: torch.Tensor, mask: torch.Tensor, normalize: str = "
     if normalize == "image" or joints != SIGNFUSE_JOINTS:
         return (torch.cat([(xy - 0.5) * 2.0, conf], dim=-1) * valid).flatten(2)
     seen = (conf[..., 0] > 0).to(kp.dtype) * mask.to(kp.dtype)[..., None]  # (B, T, J)
-    left, right = _SHOULDERS
-    both = seen[..., left] * seen[..., right]  # (B, T)
-    n = both.sum(1).clamp_min(1.0)  # (B,)
-    mid = ((xy[:, :, left] + xy[:, :, right]) / 2 * both[..., None]).sum(1) / n[:, None]
-    width = ((xy[:, :, left] - xy[:, :, right]).norm(dim=-1) * both).sum(1) / n
-    # No frame with both shoulders: fall back to the image frame (centre 0.5, unit 0.5).
-    has = both.sum(1) > 0
-    mid = torch.where(has[:, None], mid, torch.full_like(mid, 0.5))
-    width = torch.where(has, width, torch.full_like(width, 0.5)).clamp_min(1e-3)
+    mid, width = shoulder_frame(xy, seen, _SHOULDERS)
     body = (xy - mid[:, None, None, :]) / width[:, None, None, None] * seen[..., None]
     hands = []
     for hand in _HANDS:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from baselines.common.encoders import shoulder_frame
 from baselines.signfuse.masks import downsampled_mask
 from harness.data.keypoints import FACE, NUM_SIGNFUSE, SIGNFUSE_75_EDGES, UPPER_BODY
 
@@ -115,14 +116,7 @@ def normalize_skeleton(kp: torch.Tensor, mask: torch.Tensor, hand_gain: float = 
     conf = kp[..., 2] if kp.shape[-1] > 2 else torch.ones_like(kp[..., 0])
     valid_t = mask.to(kp.dtype)
     seen = (conf > 0).to(kp.dtype) * valid_t[..., None]
-    left, right = SHOULDERS
-    both = seen[..., left] * seen[..., right]
-    n = both.sum(1).clamp_min(1.0)
-    mid = ((xy[:, :, left] + xy[:, :, right]) / 2 * both[..., None]).sum(1) / n[:, None]
-    width = ((xy[:, :, left] - xy[:, :, right]).norm(dim=-1) * both).sum(1) / n
-    has = both.sum(1) > 0
-    mid = torch.where(has[:, None], mid, torch.full_like(mid, 0.5))
-    width = torch.where(has, width, torch.full_like(width, 0.5)).clamp_min(1e-3)
+    mid, width = shoulder_frame(xy, seen, SHOULDERS)
     body = (xy - mid[:, None, None, :]) / width[:, None, None, None] * seen[..., None]
     if hand_gain <= 0:
         return body
