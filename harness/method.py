@@ -139,6 +139,34 @@ class Evaluator(Protocol):
 # ------------------------------------------------------------------------------- the method
 
 
+#: the stand-in families ``signbench pretrain`` trains (``harness.pretrain``)
+STANDIN_KINDS = ("llama", "mbart", "resnet", "vit", "keypoint", "pose")
+
+
+@dataclass(frozen=True)
+class StandIn:
+    """A pretrained component a method's paper starts from, and how to build its stand-in.
+
+    ``signbench pretrain`` trains one per declaration on the corpus's training split, with the
+    kind of objective the real component had, and the runner passes its path through the config
+    option ``field`` — the same option a user's real checkpoint takes (``init``, ``llm_init``,
+    ``resnet_init``, ``vit_init``, ...). ``kind`` is one of :data:`STANDIN_KINDS`; ``config`` is
+    the JSON-able architecture the method builds the part with (the stand-in must load into it;
+    its keys per kind are ``harness.pretrain``'s, docs/pretrain.md); ``paper`` names the real
+    checkpoint (e.g. ``"LLaMA-2 7B"``).
+    """
+
+    field: str
+    kind: str
+    config: Mapping[str, Any]
+    paper: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in STANDIN_KINDS:
+            raise ValueError(f"stand-in for {self.field!r}: unknown kind {self.kind!r}; "
+                             f"expected one of {STANDIN_KINDS}")
+
+
 class SLTMethod(nn.Module):
     """Base class of every method (see the module docstring for the contract)."""
 
@@ -215,6 +243,13 @@ class SLTMethod(nn.Module):
         return self.training_step(batch, state)
 
     # -- optional hooks (defaults do nothing) -------------------------------------------------
+
+    @classmethod
+    def standins(cls, profile: str, overrides: Mapping[str, Any]) -> list[StandIn]:
+        """The pretrained components this method starts from at ``profile`` with ``overrides``
+        (:class:`StandIn`); the runner trains / reuses a stand-in for each whose ``field`` the
+        user did not set. Default: none (the method starts from random weights)."""
+        return []
 
     def extra_metrics(self, split: str, samples: Sequence[Sample], *, device: torch.device,
                       batch_size: int, evaluator: Evaluator) -> dict[str, Any] | None:
@@ -515,6 +550,7 @@ __all__ = [
     "MONITORS",
     "PROFILES",
     "SCHEDULERS",
+    "STANDIN_KINDS",
     "TASKS",
     "ConfigError",
     "Evaluator",
@@ -522,6 +558,7 @@ __all__ = [
     "PluginError",
     "SLTMethod",
     "Stage",
+    "StandIn",
     "TrainState",
     "build",
     "builder_class",
