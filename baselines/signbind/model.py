@@ -17,14 +17,14 @@ behind it: ``docs/methods/signbind.md``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.common.sample_cache import SampleCache
+from baselines.common.sample_cache import SampleCache, one_sample
 from baselines.signbind.config import PAPER_CONFIG, PAPER_DATA, TINY_DATA, SignBindConfig
 from baselines.signbind.experts import (
     CTCExpert,
@@ -308,6 +308,14 @@ class SignBind(VisualFrontend, SignBindMetrics, SLTMethod):
             self.warm_start_fusion()
         return names
 
+    def resume_state(self) -> dict[str, Any]:
+        """Whether the fusion warm start was applied: a run resumed inside or after the fusion
+        stage must not apply it again over the restored weights."""
+        return {"warm_started": self._warm_started}
+
+    def load_resume_state(self, state: Mapping[str, Any]) -> None:
+        self._warm_started = bool(state.get("warm_started", False))
+
     @torch.no_grad()
     def warm_start_fusion(self) -> bool:
         """Initialise the fusion encoder so that it starts near the sign expert's predictions:
@@ -328,15 +336,22 @@ class SignBind(VisualFrontend, SignBindMetrics, SLTMethod):
         """Frame features, the experts' hidden states and the lip expert's, per batch item.
 
         In the fusion stage (``training_step`` only) these are outputs of frozen modules in eval
-        mode, i.e. fixed per sample, so they are cached by sample name for the stage — the
-        same numbers as recomputing them, at a fraction of the cost. ``generate`` never uses
-        the cache (its latency is measured)."""
+        mode, i.e. fixed per sample, so they are cached by sample name for the stage, each
+        computed alone (``SampleCache.fetch``: the same bits whatever batch it first came in,
+        so a resumed run refills the cache exactly). ``generate`` never uses the cache (its
+        latency is measured)."""
+        if not (self._use_cache and batch.names):
+            return self._frozen_outputs(batch)
+
+        def compute_one(i: int) -> tuple[dict[str, Any], torch.Tensor]:
+            out = self._frozen_outputs(one_sample(batch, i))
+            return {k: v for k, v in out.items() if k != "mask"}, out["mask"]
+
+        cached, mask = self._frozen_cache.fetch(batch.names, compute_one, batch.lengths.device)
+        return {**cached, "mask": mask}
+
+    def _frozen_outputs(self, batch: Batch) -> dict[str, Any]:
         cfg = self.config
-        cache = self._frozen_cache if self._use_cache else None
-        hit = cache.lookup(batch.names, batch.lengths.device) if cache is not None else None
-        if hit is not None:
-            cached, mask = hit
-            return {**cached, "mask": mask}
         feats, mask = self.frame_features(batch)
         experts = [self.sign_expert] + ([self.fs_expert] if cfg.use_fingerspelling else [])
         with self.nvtx("experts"):
@@ -352,8 +367,6 @@ class SignBind(VisualFrontend, SignBindMetrics, SLTMethod):
                 lh = F.interpolate(lh.transpose(1, 2), size=feats.shape[1], mode="linear",
                                    align_corners=False).transpose(1, 2)
             out["lip"] = lh
-        if cache is not None:
-            cache.store(batch.names, {k: v for k, v in out.items() if k != "mask"}, mask.sum(1))
         return out
 
     @property

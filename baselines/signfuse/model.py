@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from baselines.common.sample_cache import SampleCache
+from baselines.common.sample_cache import SampleCache, one_sample
 from baselines.signfuse.cmfa import CMFA
 from baselines.signfuse.config import (
     PAPER_TRAINABLE_M,
@@ -244,18 +244,17 @@ class SignFuse(SLTMethod):
         """F̂_v / F̂_s (B, T', d) with their mask, for the streams in use; inside
         ``training_step`` of a frozen-encoder stage they come from / go to the per-sample cache
         (``apply_stage``; never in ``generate``, whose latency is measured)."""
-        use = self._cache_streams and self._in_training_step
         names = list(batch.names)
-        if use and names:
-            hit = self._stream_cache.lookup(names, device=batch.lengths.device)
-            if hit is not None:
-                feats, mask = hit
-                return {k: (f, mask) for k, f in feats.items()}
-        out = self._compute_streams(batch)
-        if use and names:  # every stream in use shares one mask (cut to the shorter)
-            mask = next(iter(out.values()))[1]
-            self._stream_cache.store(names, {k: f for k, (f, _) in out.items()}, mask.sum(1))
-        return out
+        if not (self._cache_streams and self._in_training_step and names):
+            return self._compute_streams(batch)
+
+        def compute_one(i: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+            out = self._compute_streams(one_sample(batch, i))
+            # every stream in use shares one mask (cut to the shorter)
+            return {k: f for k, (f, _) in out.items()}, next(iter(out.values()))[1]
+
+        feats, mask = self._stream_cache.fetch(names, compute_one, device=batch.lengths.device)
+        return {k: (f, mask) for k, f in feats.items()}
 
     def _compute_streams(self, batch: Batch) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         out = {}

@@ -152,13 +152,20 @@ class STGCNBlock(nn.Module):
             self.residual = nn.Sequential(
                 nn.Conv2d(c_in, c_out, kernel_size=1, stride=(stride, 1)), nn.BatchNorm2d(c_out))
 
-    def forward(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-        """x (B, C_in, T, V), adj (K, V, V) (rows: output joint) → (B, C_out, T', V)."""
+    def forward(self, x: torch.Tensor, adj: torch.Tensor, mask: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """x (B, C_in, T, V), adj (K, V, V) (rows: output joint), mask (B, T) → (B, C_out, T', V).
+
+        With ``mask``, padded time steps are zeroed before the temporal conv (after the graph
+        conv's bias, BN shift and ReLU they are not zero), so padding never reaches a valid
+        output: a sample's features do not depend on the batch it is padded in."""
         b, _, t, v = x.shape
         y = self.gcn(x).view(b, self.partitions, self.c_out * t, v)
         # y_i = Σ_k Σ_j Â_k[i, j] x_j: one batched (C·T, V) @ (V, V) product per partition
         y = (y @ adj.to(y.dtype).transpose(1, 2)[None]).sum(1).view(b, self.c_out, t, v)
         y = torch.relu(self.gcn_bn(y))
+        if mask is not None:
+            y = y * mask[:, None, :, None].to(y.dtype)
         y = self.tcn_bn(self.dropout(self.tcn(y)))
         if self.residual is not None:
             y = y + self.residual(x)
@@ -200,7 +207,7 @@ class STGCN(nn.Module):
         x = x.view(b, v, c, t).permute(0, 2, 3, 1)  # (B, C, T, V)
         x = x * mask[:, None, :, None].to(x.dtype)
         for block, stride in zip(self.blocks, self.strides, strict=True):
-            x = block(x, self.A)
+            x = block(x, self.A, mask)
             if stride > 1:
                 mask = downsampled_mask(mask, stride)
             x = x * mask[:, None, :, None].to(x.dtype)
