@@ -235,11 +235,12 @@ def test_leaderboard_tables(inputs: dict[str, Path]) -> None:
     ]  # fmt: skip
     # the rest in the detail sections
     assert md_rows(out / "leaderboard.md", "### hypersign") == [
-        ["main · phoenix14t-de / test · tiny / torch / cpu", "40.12", "30.00", "25.50", "—",
+        ["main · phoenix14t-de / test · tiny / torch / cpu", "none", "40.12", "30.00", "25.50", "—",
          "20.00", "—", "0123456", "2025-01-02"],
     ]  # fmt: skip
     assert md_rows(out / "leaderboard.md", "### signx") == [
-        ["main · phoenix14t-de / test · tiny / triton / " + H100, "50.00", "40.00", "33.33",
+        ["main · phoenix14t-de / test · tiny / triton / " + H100, "none",
+         "50.00", "40.00", "33.33",
          "—", "5.00", "251.2", "abcdef0-dirty", "2025-02-03"],
     ]  # fmt: skip
     # signatures deduplicated; reasons for — listed (only for shown columns)

@@ -44,6 +44,7 @@ __all__ = [
 #: every figure of a run, as ``leaderboard-full.csv`` holds it
 LEADERBOARD_COLUMNS: tuple[Column, ...] = (
     *(Column(name) for name in TEXT_COLUMNS),
+    Column("pretrained parts"),
     Column("BLEU-1", fmt_score, True),
     Column("BLEU-2", fmt_score, True),
     Column("BLEU-3", fmt_score, True),
@@ -107,6 +108,7 @@ RECOGNITION_COLUMNS: tuple[Column, ...] = (
 )
 DETAIL_COLUMNS: tuple[Column, ...] = (
     Column("run"),
+    Column("pretrained parts"),
     Column("BLEU-1", fmt_score, True),
     Column("BLEU-2", fmt_score, True),
     Column("BLEU-3", fmt_score, True),

@@ -69,6 +69,19 @@ def stored_control(run: dict[str, Any]) -> dict[str, Any] | None:
     return control if isinstance(control, dict) else None
 
 
+def pretrained_parts(run: dict[str, Any]) -> str:
+    """What the run's pretrained components were: ``stand-ins <hash>`` (trained here by
+    ``signbench pretrain``; the manifest hash), ``checkpoints`` (a user's files through an
+    ``init`` option), else ``none`` (random weights)."""
+    standins = run.get("standins")
+    if isinstance(standins, dict) and standins.get("hash"):
+        return f"stand-ins {str(standins['hash'])[:8]}"
+    overrides = (run.get("config") or {}).get("overrides") or {}
+    if any((k == "init" or k.endswith("_init")) and v for k, v in overrides.items()):
+        return "checkpoints"
+    return "none"
+
+
 def leaderboard_rows(runs: Sequence[tuple[Path, dict[str, Any]]],
                      intervals: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """One row per run (raw values; None = missing), sorted by dataset, lang, split, method
@@ -105,6 +118,7 @@ def leaderboard_rows(runs: Sequence[tuple[Path, dict[str, Any]]],
                 "date": date(env.get("timestamp")),
             }
         )
+        row["pretrained parts"] = pretrained_parts(run)
         control = stored_control(run)
         if control is not None:
             row.update({
