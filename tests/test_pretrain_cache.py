@@ -150,6 +150,30 @@ def test_a_crash_mid_training_leaves_no_stand_in(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []  # no folder, no temporary folder, no manifest
 
 
+def test_force_replaces_and_stale_temporaries_are_removed(tmp_path):
+    from harness.pretrain.cache import ensure
+    from harness.pretrain.types import PretrainData, TrainReport
+
+    calls = []
+
+    def fake(standin, data, out_dir, *, recipe, progress):
+        calls.append(out_dir.name)
+        (out_dir / "weights.bin").write_bytes(b"x" * (len(calls) + 1))
+        return TrainReport([2.0, 1.0], [1.5], parameters=3, files=["weights.bin"])
+
+    data = PretrainData(samples=[], lang="de", texts=["a b"], corpus={"texts_sha256": "0"})
+    recipe = pt.recipe_for("llama", 0)
+    name = folder_name("llama", standin_hash(LLAMA, data.corpus, recipe))
+    (tmp_path / f".tmp-{name}-999999999").mkdir()  # left by a killed process
+    first = ensure(LLAMA, data, fake, recipe, root=tmp_path)
+    assert first.status == "trained" and first.final_loss == 1.5 and first.size_bytes == 2
+    assert ensure(LLAMA, data, fake, recipe, root=tmp_path).status == "reused"
+    forced = ensure(LLAMA, data, fake, recipe, root=tmp_path, force=True)
+    assert forced.status == "trained" and forced.path == first.path and len(calls) == 2
+    assert (forced.path / "weights.bin").read_bytes() == b"xxx"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
 def test_cache_root_order(tmp_path, monkeypatch):
     monkeypatch.setenv("SIGNBENCH_CACHE", str(tmp_path / "env"))
     assert cache_root(tmp_path / "out") == tmp_path / "out"
