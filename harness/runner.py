@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -269,6 +270,30 @@ def _setting(name: str, explicit: Any, cls: Any, method: Any, profile: str) -> A
     return PROFILE_DATA[profile].get(name)
 
 
+def standins_enabled(explicit: bool | None) -> bool:
+    """``explicit``, else ``$SIGNBENCH_STANDINS`` (``0`` / ``false`` / ``no`` / ``off``: off)."""
+    if explicit is not None:
+        return explicit
+    return os.environ.get("SIGNBENCH_STANDINS", "1").strip().lower() not in (
+        "0", "false", "no", "off")
+
+
+def _standins(key: str, profile: str, overrides: Mapping[str, Any] | None,
+              enabled: bool | None, cache: str | Path | None, **data: Any
+              ) -> tuple[dict[str, str], dict[str, Any] | None]:
+    """({field: stand-in path} to add to the overrides, the run JSON's ``standins``) — or
+    nothing when off or when the method declares none (every field set by the user)."""
+    if not standins_enabled(enabled):
+        return {}, None
+    from harness.pretrain import ensure_standins
+
+    options = data.pop("data_options")
+    root = data.pop("root")
+    paths, summary = ensure_standins(key, profile, overrides, root=cache, data_root=root,
+                                     data_options=options, **data)
+    return (paths, summary) if summary["standins"] else ({}, None)
+
+
 # ------------------------------------------------------------------------------------------ run
 
 
@@ -281,13 +306,17 @@ def run_method(key: str, dataset: str = "synthetic", lang: str | None = None,
                root: str | Path | None = None, batch_size: int | None = None,
                checkpoint_every_steps: int | None = None, measure_iters: int | None = None,
                data_options: Mapping[str, Any] | None = None,
+               standins: bool | None = None, standin_cache: str | Path | None = None,
                progress: bool = True, callbacks: Sequence[Any] = ()) -> list[dict[str, Any]]:
     """Train, evaluate (dev, test), measure and write run JSONs for method ``key``.
 
     Returns the run dicts (already validated and written; :func:`run_path` gives each file).
     Sizes/resolution/language default per profile (docs/components.md, "harness.runner");
     ``data_options`` go to a real dataset's reader (docs/data.md); ``callbacks`` are handed to
-    the trainer (``TrainConfig.callbacks``).
+    the trainer (``TrainConfig.callbacks``). ``standins``: start the method from the
+    pretrained stand-ins it declares (``SLTMethod.standins``), trained into ``standin_cache``
+    first when missing (``harness.pretrain``); ``None`` = on unless ``$SIGNBENCH_STANDINS`` is
+    ``0``. A field the user set in ``overrides`` (a real checkpoint) is never replaced.
     """
     from harness import ops
     from harness.data.needs import check_streams, required_annotations
@@ -330,10 +359,22 @@ def run_method(key: str, dataset: str = "synthetic", lang: str | None = None,
                                 resolution=resolution, options=options)
               for split in ("train", *SPLITS_EVALUATED)}
     check_streams(key, dataset, splits, (), annotations=annotations)
+    standin_args = dict(dataset=dataset, lang=lang, train_size=train_size,
+                        resolution=resolution, seed=seed, root=root, data_options=options)
+    if info.is_main:  # rank 0 trains what is missing; the others then find it in the cache
+        standin_paths, standin_summary = _standins(key, profile, overrides, standins,
+                                                   standin_cache, progress=progress,
+                                                   **standin_args)
+    distributed.barrier()
+    if not info.is_main:
+        standin_paths, standin_summary = _standins(key, profile, overrides, standins,
+                                                   standin_cache, progress=False,
+                                                   **standin_args)
+    build_overrides = {**(overrides or {}), **standin_paths}
     resources = build_text_resources(cls, splits["train"], lang,
-                                     run_dir if info.is_main else None, overrides)
+                                     run_dir if info.is_main else None, build_overrides)
     torch.manual_seed(seed)  # method initialisation is part of the seeded run
-    method = build_method(key, profile, resources, overrides)
+    method = build_method(key, profile, resources, build_overrides)
     streams = tuple(method.inputs) or ("keypoints",)
     check_streams(key, dataset, splits, streams, method.pose_formats, hints=method.stream_hints)
     data = {split: materialize(samples, streams, desc=f"{key}: load {split}",
@@ -354,7 +395,8 @@ def run_method(key: str, dataset: str = "synthetic", lang: str | None = None,
                              "backend": backend_name, "resolution": resolution,
                              "train_size": train_size, "eval_size": eval_size,
                              "overrides": dict(overrides or {}),
-                             "data_options": dict(data_options or {})}))
+                             "data_options": dict(data_options or {}),
+                             "standins": standin_summary["hash"] if standin_summary else None}))
     backend_ctx = ops.use_backend(backend) if backend is not None else contextlib.nullcontext()
     with backend_ctx:
         trainer = Trainer(method, data["train"], data["dev"], cfg,
@@ -402,6 +444,8 @@ def run_method(key: str, dataset: str = "synthetic", lang: str | None = None,
                "accuracy": _json_safe(ev.scores), "efficiency": efficiency,
                "training": training, "environment": environment,
                "outputs": ev.outputs_path.name, "config": config}
+        if standin_summary is not None:
+            run["standins"] = standin_summary
         if ev.control is not None:
             run["control"] = _json_safe(ev.control)
         if extras[split] is not None:

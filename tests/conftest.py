@@ -7,8 +7,13 @@ training tests (``pytestmark = pytest.mark.usefixtures("one_thread")``); ``synth
 """
 
 import os
+import tempfile
 
 os.environ.setdefault("TRITON_INTERPRET", "1")
+# runs start from random weights unless a test asks for the pretrained stand-ins (which then go
+# to a throw-away cache, never the user's)
+os.environ.setdefault("SIGNBENCH_STANDINS", "0")
+os.environ.setdefault("SIGNBENCH_CACHE", tempfile.mkdtemp(prefix="signbench-standins-"))
 
 import pytest
 import torch

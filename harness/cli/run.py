@@ -47,7 +47,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         backend=args.backend, device=args.device, epochs=args.epochs, seed=args.seed,
         train_size=args.train_size, eval_size=args.eval_size, resolution=args.resolution,
         resume=args.resume, overrides=overrides, root=args.root, data_options=data_options,
-        measure_iters=args.measure_iters, progress=not args.quiet)
+        measure_iters=args.measure_iters, standins=False if args.no_standins else None,
+        standin_cache=args.standin_cache, progress=not args.quiet)
     if runs:
         paths = [run_path(args.out, r) for r in runs]
         report = build_leaderboard(paths, [], Path(args.results))
@@ -113,5 +114,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--resolution", type=positive("--resolution"), default=None)
     p.add_argument("--measure-iters", type=positive("--measure-iters"), default=None,
                    help="timed inferences of the efficiency pass (default: the profile's)")
+    p.add_argument("--standin-cache", default=None, metavar="DIR",
+                   help="pretrained stand-ins folder (default: $SIGNBENCH_CACHE, else "
+                        "~/.cache/signbench/standins); missing ones are trained first")
+    p.add_argument("--no-standins", action="store_true",
+                   help="start every part the paper pretrains from random weights instead")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_run)
