@@ -40,14 +40,9 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.data.sample import Sample
+from harness.pretrain.data import PROFILE_DATA  # the per-profile data settings, one layer down
 from harness.results import atomic_write_json, run_filename, slug, variant_slug, write_run
 
-PROFILE_DATA: dict[str, dict[str, Any]] = {
-    "tiny": {"train_size": 256, "eval_size": 32, "resolution": 32, "batch_size": 16,
-             "eval_batch_size": 32, "measure_iters": 5, "lang": "de"},
-    "paper": {"train_size": None, "eval_size": None, "resolution": 64, "batch_size": 32,
-              "eval_batch_size": 32, "measure_iters": 20, "lang": "de"},
-}
 #: In-memory stream cache limit per run (bytes); samples past it are loaded lazily each time.
 CACHE_LIMIT_BYTES = 4 * 2**30
 SPLITS_EVALUATED = ("dev", "test")

@@ -21,6 +21,8 @@ parser and the ``cmd_<name>`` function it calls:
   method at the profile's sizes (CPU), OK / FAILED.
 * ``kernels compile`` (:mod:`harness.cli.kernels`) — compile every GPU kernel for sm_80 / sm_90
   without a GPU: registers, spills, shared memory.
+* ``pretrain`` (:mod:`harness.cli.pretrain`) — train or reuse the stand-ins of the pretrained
+  parts (LLaMA, mBART, ...) the methods start from, in the stand-in cache.
 
 What they share (:class:`CLIError`, tables, ``--set`` parsing) is in :mod:`harness.cli.common`.
 The command modules import only ``common`` and lower layers, never this package, so there is no
@@ -48,6 +50,7 @@ from harness.cli import (
     kernels,
     leaderboard,
     params,
+    pretrain,
     profile,
     run,
     score,
@@ -57,8 +60,8 @@ from harness.cli.common import CLIError, format_table, read_lines
 __all__ = ["CLIError", "add_commands", "build_parser", "format_table", "main", "read_lines"]
 
 #: the command modules, in the order ``signbench --help`` lists their subcommands
-COMMANDS = (info, score, leaderboard, compare, data, run, params, check, profile, experiment,
-            kernels)
+COMMANDS = (info, score, leaderboard, compare, data, run, pretrain, params, check, profile,
+            experiment, kernels)
 
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
