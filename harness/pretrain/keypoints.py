@@ -28,20 +28,20 @@ from torch import nn
 
 from harness.data.keypoints import NUM_SIGNFUSE
 from harness.method import StandIn
+from harness.pretrain.loop import count_parameters, fit, threads
 from harness.pretrain.parts import (
     HANDS,
-    batches,
+    THREADS,
     build_part,
     check_config,
     clip_frame,
-    fit,
     keypoint_targets,
     options,
     read_features,
     sample_windows,
     save_part,
     standardise,
-    steps_per_epoch,
+    usable,
 )
 from harness.pretrain.types import PretrainData, Recipe, TrainReport
 
@@ -143,20 +143,16 @@ def train_keypoint(standin: StandIn, data: PretrainData, out_dir: Path, *,
     y = (y - mean) / std * seen
     incidence = joint_columns(kp.shape[2])
     vis_w = float(opts["visible_weight"])
-    with torch.random.fork_rng(devices=[]):
+    with threads(THREADS), torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
         part = build_part(cfg)
         stride = stride_of(part, cfg["call"], kp[:2], mask[:2])
         d = sequence_features(part.eval(), cfg["call"], kp[:2], mask[:2]).shape[-1]
-        part.train()
         head = nn.Linear(d, stride * y.shape[-1])
         gen = torch.Generator().manual_seed(recipe.seed)
-        order: list[torch.Tensor] = []
 
-        def step(epoch: int, i: int) -> torch.Tensor:
-            if i == 0:
-                order[:] = batches(len(kp), recipe.batch_size, gen)
-            idx = order[i]
+        def loss_fn(indices: list[int], epoch: int) -> torch.Tensor:
+            idx = torch.tensor(indices)
             inp, hidden = hide(kp[idx], mask[idx], float(opts["frame_mask_ratio"]),
                                int(opts["span"]), float(opts["joint_mask_ratio"]), gen)
             feats = sequence_features(part, cfg["call"], inp, mask[idx])
@@ -165,14 +161,14 @@ def train_keypoint(standin: StandIn, data: PretrainData, out_dir: Path, *,
             w = seen[idx] * (hid_cols + vis_w * (1 - hid_cols))
             return ((pred - y[idx]) ** 2 * w).sum() / w.sum().clamp_min(1.0)
 
-        step_losses, epoch_losses = fit([*part.parameters(), *head.parameters()],
-                                        steps_per_epoch(len(kp), recipe.batch_size), recipe,
-                                        step, progress=progress,
+        step_losses, epoch_losses = fit(nn.ModuleDict({"part": part, "head": head}),
+                                        usable(len(kp), recipe.batch_size), loss_fn, recipe,
+                                        progress=progress,
                                         desc=f"pretrain {standin.field} (keypoint)")
     part.eval()
     files = save_part(part, standin, cfg, out_dir)
     return TrainReport(step_losses=step_losses, epoch_losses=epoch_losses,
-                       parameters=sum(p.numel() for p in part.parameters()), files=files,
+                       parameters=count_parameters(part), files=files,
                        extra={"clips": len(kp), "clip_len": length, "stride": stride,
                               "target_dim": int(y.shape[-1]),
                               "seconds": round(time.perf_counter() - began, 2)})

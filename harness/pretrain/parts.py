@@ -8,7 +8,8 @@ keypoint and pose stand-ins").
   :func:`sample_frames` (single frames) and :func:`sample_windows` (short clips), seeded;
 * keypoint targets: :func:`keypoint_targets` (x, y per joint plus hand-local offsets for the
   SignFuse-75 layout), :func:`mouth_targets` (mouth-centred lip points), :func:`standardise`;
-* the loop: :func:`fit` (AdamW, warm-up + cosine, clipping, tqdm, step / epoch losses);
+* the loop is ``harness.pretrain.loop.fit`` (:func:`usable` keeps BatchNorm from a one-item
+  batch);
 * the output: :func:`save_part` writes ``model.safetensors`` (the part's ``state_dict()``, its
   own names: timm's for the hand-written ResNet / ViT) and ``config.json``, then loads the file
   strictly into a fresh part to prove it matches.
@@ -19,7 +20,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +28,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from baselines.common.encoders import shoulder_frame
 from baselines.common.weights import load_weights, save_weights
 from harness.data.keypoints import FACE, NUM_SIGNFUSE, UPPER_BODY
 from harness.data.sample import Sample
 from harness.method import StandIn
+from harness.pretrain.loop import count_parameters
 from harness.pretrain.types import Recipe
-from harness.train.schedulers import make_scheduler
 
 WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"
 #: keys every vision / keypoint / pose config may carry
 COMMON_KEYS = ("module", "kwargs", "stream", "resolution", "normalize", "call")
 STREAMS = ("frames", "lips", "keypoints")
+#: intra-op threads of these trainers (tiny parts: one is fastest on a shared CPU)
+THREADS = 1
 #: SignFuse-75 joints: shoulders (left, right), hand wrists, the eight lip points
 SHOULDERS = (UPPER_BODY.start + 11, UPPER_BODY.start + 12)
 HANDS = (slice(0, 21), slice(21, 42))
@@ -282,50 +284,10 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, seen: torch.Tensor) -> 
 # ----------------------------------------------------------------------------- the loop
 
 
-def fit(params: Iterable[nn.Parameter], steps_per_epoch: int, recipe: Recipe,
-        step: Callable[[int, int], torch.Tensor], *, progress: bool, desc: str
-        ) -> tuple[list[float], list[float]]:
-    """Run ``recipe.epochs × steps_per_epoch`` optimiser steps; ``step(epoch, i)`` returns the
-    loss. AdamW, linear warm-up over ``recipe.warmup`` of the steps then cosine to 0, gradient
-    norm clipped at ``recipe.grad_clip``. Returns (step losses, epoch mean losses)."""
-    params = [p for p in params if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-    total = recipe.epochs * steps_per_epoch
-    sched = make_scheduler(opt, "cosine", total, round(recipe.warmup * total))
-    step_losses: list[float] = []
-    epoch_losses: list[float] = []
-    with tqdm(total=total, desc=desc, unit="step", disable=not progress, leave=False) as bar:
-        for epoch in range(recipe.epochs):
-            start = len(step_losses)
-            for i in range(steps_per_epoch):
-                loss = step(epoch, i)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"{desc}: loss is {loss.item()} at epoch {epoch} "
-                                             f"step {i}")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if recipe.grad_clip is not None:
-                    nn.utils.clip_grad_norm_(params, recipe.grad_clip)
-                opt.step()
-                sched.step()
-                step_losses.append(float(loss.detach()))
-                bar.set_postfix(loss=f"{step_losses[-1]:.4f}")
-                bar.update()
-            epoch_losses.append(float(np.mean(step_losses[start:])))
-    return step_losses, epoch_losses
-
-
-def batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """A seeded permutation of ``range(n)`` cut into full batches (the last partial one is
-    dropped so BatchNorm never sees a single item; one batch of all when n < batch_size)."""
-    order = torch.randperm(n, generator=generator)
-    if n <= batch_size:
-        return [order]
-    return [order[i:i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
-
-
-def steps_per_epoch(n: int, batch_size: int) -> int:
-    return max(1, n // batch_size)
+def usable(n: int, batch_size: int) -> int:
+    """Items to train on so that no batch holds a single item (BatchNorm cannot train on one):
+    ``n``, or ``n - 1`` when the last batch of ``loop.fit`` would be a single item."""
+    return n - 1 if n > 1 and n % batch_size == 1 else n
 
 
 def options(recipe: Recipe, defaults: Mapping[str, Any], field: str) -> dict[str, Any]:
@@ -353,7 +315,7 @@ def save_part(part: nn.Module, standin: StandIn, cfg: Mapping[str, Any], out_dir
         "architecture": cfg["module"], "kind": standin.kind, "field": standin.field,
         "paper": standin.paper, "config": dict(cfg),
         "num_features": getattr(part, "num_features", None),
-        "parameters": sum(p.numel() for p in part.parameters()),
+        "parameters": count_parameters(part),
         "pretrained_cfg": {
             "input_size": ([3, cfg["resolution"], cfg["resolution"]]
                            if cfg.get("resolution") else None),
@@ -370,7 +332,7 @@ def save_part(part: nn.Module, standin: StandIn, cfg: Mapping[str, Any], out_dir
     return [WEIGHTS_FILE, CONFIG_FILE]
 
 
-__all__ = ["CONFIG_FILE", "READOUTS", "STREAMS", "WEIGHTS_FILE", "StandInConfigError",
-           "batches", "build_part", "check_config", "clip_frame", "fit", "keypoint_targets",
+__all__ = ["CONFIG_FILE", "READOUTS", "STREAMS", "THREADS", "WEIGHTS_FILE",
+           "StandInConfigError", "build_part", "check_config", "clip_frame", "keypoint_targets",
            "masked_mse", "mouth_targets", "options", "pixels", "read_features", "readout",
-           "sample_frames", "sample_windows", "save_part", "standardise", "steps_per_epoch"]
+           "sample_frames", "sample_windows", "save_part", "standardise", "usable"]

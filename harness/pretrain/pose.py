@@ -29,12 +29,12 @@ import torch
 import torch.nn.functional as F
 
 from harness.method import StandIn
+from harness.pretrain.loop import count_parameters, fit, threads
 from harness.pretrain.parts import (
+    THREADS,
     StandInConfigError,
-    batches,
     build_part,
     check_config,
-    fit,
     options,
     pixels,
     read_features,
@@ -42,7 +42,7 @@ from harness.pretrain.parts import (
     sample_windows,
     save_part,
     standardise,
-    steps_per_epoch,
+    usable,
 )
 from harness.pretrain.types import PretrainData, Recipe, TrainReport
 
@@ -155,16 +155,12 @@ def train_pose(standin: StandIn, data: PretrainData, out_dir: Path, *, recipe: R
     scale = {n: standardise(v.flatten(0, -2), seen[n].flatten(0, -2))[1] for n, v in
              targets.items()}
     joints = kp.shape[-2]
-    with torch.random.fork_rng(devices=[]):
+    with threads(THREADS), torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
-        part = build_part(cfg).train()
-        gen = torch.Generator().manual_seed(recipe.seed)
-        order: list[torch.Tensor] = []
+        part = build_part(cfg)
 
-        def step(epoch: int, i: int) -> torch.Tensor:
-            if i == 0:
-                order[:] = batches(len(x), recipe.batch_size, gen)
-            idx = order[i]
+        def loss_fn(indices: list[int], epoch: int) -> torch.Tensor:
+            idx = torch.tensor(indices)
             args = (x[idx],) if mask is None else (x[idx], mask[idx])
             out = outputs(read_features(part, cfg["call"], *args))
             if cfg["targets"] == "keypoints":
@@ -185,14 +181,13 @@ def train_pose(standin: StandIn, data: PretrainData, out_dir: Path, *, recipe: R
                 losses.append((err * w).sum() / w.sum().clamp_min(1.0))
             return torch.stack(losses).mean()
 
-        step_losses, epoch_losses = fit(part.parameters(),
-                                        steps_per_epoch(len(x), recipe.batch_size), recipe,
-                                        step, progress=progress,
+        step_losses, epoch_losses = fit(part, usable(len(x), recipe.batch_size), loss_fn,
+                                        recipe, progress=progress,
                                         desc=f"pretrain {standin.field} (pose)")
     part.eval()
     files = save_part(part, standin, cfg, out_dir)
     return TrainReport(step_losses=step_losses, epoch_losses=epoch_losses,
-                       parameters=sum(p.numel() for p in part.parameters()), files=files,
+                       parameters=count_parameters(part), files=files,
                        extra={"items": len(x), "input": cfg["input"],
                               "targets": sorted(targets),
                               "frames_used": int(frame_ok.sum()),

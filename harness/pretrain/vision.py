@@ -27,12 +27,12 @@ import torch
 from torch import nn
 
 from harness.method import StandIn
+from harness.pretrain.loop import count_parameters, fit, threads
 from harness.pretrain.parts import (
+    THREADS,
     StandInConfigError,
-    batches,
     build_part,
     check_config,
-    fit,
     keypoint_targets,
     masked_mse,
     mouth_targets,
@@ -43,7 +43,7 @@ from harness.pretrain.parts import (
     sample_frames,
     save_part,
     standardise,
-    steps_per_epoch,
+    usable,
 )
 from harness.pretrain.types import PretrainData, Recipe, TrainReport
 
@@ -56,7 +56,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {"frames": 512, "frames_per_video": 4, "min_co
 #: the recipes ``signbench pretrain`` uses by default (tiny parts: well under a minute on CPU)
 RECIPES: dict[str, Recipe] = {
     "resnet": Recipe(epochs=24, lr=3e-3, batch_size=32, weight_decay=1e-4),
-    "vit": Recipe(epochs=8, lr=2e-3, batch_size=32, weight_decay=0.05,
+    "vit": Recipe(epochs=12, lr=2e-3, batch_size=32, weight_decay=0.05,
                   options={"frames": 2048, "frames_per_video": 8}),
 }
 
@@ -122,15 +122,15 @@ def train_frame_encoder(standin: StandIn, data: PretrainData, out_dir: Path, *,
     y, seen = _targets(cfg, frames, float(opts["min_confidence"]))
     mean, std = standardise(y, seen)
     y = (y - mean) / std * seen
-    with torch.random.fork_rng(devices=[]):
+    n = usable(len(x), recipe.batch_size)
+    with threads(THREADS), torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
         part = build_part(cfg).eval()
         with torch.no_grad():  # the feature shapes (eval: BatchNorm statistics stay untouched)
             probe = read_features(part, cfg["call"], x[:2])
-        part.train()
-        heads = nn.ModuleList(nn.Linear(readout(probe, r).shape[-1], y.shape[1])
-                              for r in cfg["readouts"] if y.shape[1])
-        decoder = None
+        model = nn.ModuleDict({"part": part, "heads": nn.ModuleList(
+            nn.Linear(readout(probe, r).shape[-1], y.shape[1])
+            for r in cfg["readouts"] if y.shape[1])})
         if cfg["target"] == "none" and float(opts["ssl_weight"]) <= 0:
             raise StandInConfigError(f"stand-in {standin.field!r}: target 'none' trains nothing "
                                      f"without the self-supervised term (ssl_weight > 0)")
@@ -138,34 +138,29 @@ def train_frame_encoder(standin: StandIn, data: PretrainData, out_dir: Path, *,
             if not vit or probe.dim() != 3:
                 raise StandInConfigError(f"stand-in {standin.field!r}: ssl_weight > 0 needs a "
                                          f"ViT whose 'call' returns tokens")
-            decoder = _PatchDecoder(probe.shape[-1], int(part.patch_size))
+            model["decoder"] = _PatchDecoder(probe.shape[-1], int(part.patch_size))
         gen = torch.Generator().manual_seed(recipe.seed)
-        order: list[torch.Tensor] = []
 
-        def step(epoch: int, i: int) -> torch.Tensor:
-            if i == 0:
-                order[:] = batches(len(x), recipe.batch_size, gen)
-            idx = order[i]
+        def loss_fn(indices: list[int], epoch: int) -> torch.Tensor:
+            idx = torch.tensor(indices)
             feats = read_features(part, cfg["call"], x[idx])
+            heads = model["heads"]
             loss = torch.zeros(())
             if len(heads):
                 loss = torch.stack([masked_mse(head(readout(feats, r)), y[idx], seen[idx])
                                     for head, r in zip(heads, cfg["readouts"], strict=True)]
                                    ).mean()
-            if decoder is not None:
-                loss = loss + float(opts["ssl_weight"]) * decoder.loss(
+            if "decoder" in model:
+                loss = loss + float(opts["ssl_weight"]) * model["decoder"].loss(
                     part, cfg["call"], x[idx], float(opts["mask_ratio"]), gen)
             return loss
 
-        params = [*part.parameters(), *heads.parameters(),
-                  *(decoder.parameters() if decoder is not None else ())]
-        step_losses, epoch_losses = fit(params, steps_per_epoch(len(x), recipe.batch_size),
-                                        recipe, step, progress=progress,
+        step_losses, epoch_losses = fit(model, n, loss_fn, recipe, progress=progress,
                                         desc=f"pretrain {standin.field} ({standin.kind})")
     part.eval()
     files = save_part(part, standin, cfg, out_dir)
     return TrainReport(step_losses=step_losses, epoch_losses=epoch_losses,
-                       parameters=sum(p.numel() for p in part.parameters()), files=files,
+                       parameters=count_parameters(part), files=files,
                        extra={"frames": len(x), "target": cfg["target"],
                               "target_dim": int(y.shape[1]), "readouts": cfg["readouts"],
                               "seconds": round(time.perf_counter() - began, 2)})
