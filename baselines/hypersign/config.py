@@ -33,7 +33,7 @@ TINY_EPOCHS = 20
 TINY_PRETRAIN_EPOCHS = 20
 TINY_G2T_EPOCHS = 10
 #: the runner's tiny data defaults for HyperSign (``data_defaults``; docs/methods/hypersign.md)
-TINY_DATA: dict[str, Any] = {"train_size": 512, "eval_size": 32, "resolution": 32,
+TINY_DATA: dict[str, Any] = {"train_size": 512, "eval_size": 128, "resolution": 32,
                              "batch_size": 16}
 
 

@@ -16,6 +16,8 @@ behind them: ``docs/methods/hypersign.md``.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any, ClassVar
 
 import torch
@@ -40,8 +42,17 @@ from baselines.hypersign.pretraining import PretrainingMixin
 from baselines.hypersign.streams import StreamsMixin
 from baselines.hypersign.synergy import SynergyMixin
 from harness.data.batching import Batch
-from harness.method import SLTMethod, Stage, TrainState, register
+from harness.method import SLTMethod, Stage, StandIn, TrainState, register
 from harness.ops import HyperFusion
+
+
+def mbart_size(cfg: HyperSignConfig) -> mb.MBartSize:
+    """The mBART this configuration builds (``d_model``, ``mbart_*``)."""
+    return mb.MBartSize(d_model=cfg.d_model, encoder_layers=cfg.mbart_layers[0],
+                        decoder_layers=cfg.mbart_layers[1], heads=cfg.mbart_heads,
+                        ffn=cfg.mbart_ffn, dropout=cfg.mbart_dropout,
+                        attention_dropout=cfg.mbart_attention_dropout,
+                        max_positions=cfg.mbart_max_positions)
 
 
 @register("hypersign")
@@ -57,6 +68,17 @@ class HyperSign(StreamsMixin, FusionMixin, SynergyMixin, PretrainingMixin, SLTMe
     check_overrides: ClassVar[dict[str, Any]] = {"mbart_layers": (1, 1)}
     data_defaults: ClassVar[dict[str, dict[str, Any]]] = {"tiny": TINY_DATA}
     config_class: ClassVar[type | None] = HyperSignConfig
+
+    @classmethod
+    def standins(cls, profile: str, overrides: Mapping[str, Any]) -> list[StandIn]:
+        """The pretrained mBART the paper (via TS-SLT) starts from: a denoising stand-in of
+        the size this configuration builds, loaded through ``init`` (docs/methods/hypersign.md,
+        "Pretrained stand-ins")."""
+        cfg = cls.build_config(PAPER_CONFIG if profile == "paper" else HyperSignConfig(),
+                               overrides)
+        return [StandIn("init", "mbart", {
+            "vocab_size": cls.tokenizer_vocab_size, "tokenizer_kind": cls.tokenizer_kind,
+            "size": asdict(mbart_size(cfg))}, paper="mBART-large-cc25")]
 
     def __init__(self, profile: str = "tiny", tokenizer: Any = None,
                  config: HyperSignConfig | None = None, gloss_vocab: Any = None,
@@ -103,12 +125,7 @@ class HyperSign(StreamsMixin, FusionMixin, SynergyMixin, PretrainingMixin, SLTMe
                 self.gate_k = nn.Parameter(torch.full((d,), 0.5))
             elif cfg.fusion == "linear_relu":
                 self.fusion = nn.Linear(2 * d, d)
-        size = mb.MBartSize(d_model=d, encoder_layers=cfg.mbart_layers[0],
-                            decoder_layers=cfg.mbart_layers[1], heads=cfg.mbart_heads,
-                            ffn=cfg.mbart_ffn, dropout=cfg.mbart_dropout,
-                            attention_dropout=cfg.mbart_attention_dropout,
-                            max_positions=cfg.mbart_max_positions)
-        self.mbart = mb.build_mbart(size, cfg.vocab_size, tokenizer, cfg.init)
+        self.mbart = mb.build_mbart(mbart_size(cfg), cfg.vocab_size, tokenizer, cfg.init)
         if gloss_vocab is not None:
             # G2T's gloss embedding table (stage gloss2text) and the bridge's gloss embeddings
             self.gloss_embedding = nn.Embedding(len(gloss_vocab), d,
