@@ -253,3 +253,34 @@ def test_frame_pose_estimator_outputs_keypoints(splits, tmp_path):
                                  recipe=recipe, progress=False)
     assert report.extra["targets"] == ["keypoints"] and report.extra["input"] == "frame"
     assert "fc.weight" in _fresh_loaded(config, tmp_path).state_dict()  # the estimator's head
+
+
+HALF = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
+#: SignBind-LLM's tiny-profile encoders, as docs/pretrain.md's example configs (HFA's
+#: ``vit_init`` and SignFuse's ``resnet_init`` go through the same strict ``load_weights``; their
+#: methods take ~10 s to build here, so they are not built in this module)
+_METHOD_VITS = {
+    ("signbind", "frame_encoder_init"): ({"img_size": 32, "patch_size": 8, "embed_dim": 64,
+                                          "depth": 2, "num_heads": 2, "init_values": 0.1},
+                                         "frames", 32, HALF),
+    ("signbind", "lip_encoder_init"): ({"img_size": 8, "patch_size": 4, "embed_dim": 32,
+                                        "depth": 1, "num_heads": 2, "init_values": 0.1},
+                                       "lips", 8, HALF),
+}
+
+
+@pytest.mark.parametrize("method, field", sorted(_METHOD_VITS))
+def test_methods_load_the_stand_in_through_their_option(method, field, splits, tmp_path):
+    import baselines
+
+    kwargs, stream, resolution, norm = _METHOD_VITS[(method, field)]
+    config = {"module": VIT["module"], "kwargs": kwargs, "stream": stream,
+              "resolution": resolution, "normalize": norm, "call": "forward_features"}
+    vision.train_vit(StandIn(field, "vit", config), splits[0], tmp_path, progress=False,
+                     recipe=Recipe(epochs=1, lr=1e-3, batch_size=16, options={"frames": 32}))
+    model = baselines.get_method(method, "tiny", **{field: str(tmp_path)})
+    part = {"frame_encoder_init": "frame_encoder", "lip_encoder_init": "lip_encoder"}[field]
+    own = getattr(model, part).state_dict()
+    saved = build_part(config)
+    load_weights(saved, tmp_path / WEIGHTS_FILE, strict=True)
+    assert all(torch.equal(v, own[k]) for k, v in saved.state_dict().items())
