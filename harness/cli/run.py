@@ -31,6 +31,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import run_methods, run_path, summarize
 
     methods = resolve_methods(args.methods, broken_plugins=True)
+    if args.quiet:  # nor Hugging Face's "Loading weights" bars of the pretrained parts
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
     if args.lang is not None:
         check_run_lang(args.lang, args.dataset)
     overrides = parse_overrides(args.set)
