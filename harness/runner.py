@@ -394,12 +394,17 @@ def run_method(key: str, dataset: str = "synthetic", lang: str | None = None,
         settings=_json_safe({"dataset": dataset, "lang": lang, "profile": profile,
                              "backend": backend_name, "resolution": resolution,
                              "train_size": train_size, "eval_size": eval_size,
+                             "monitor_size": _setting("monitor_size", None, cls, None, profile),
                              "overrides": dict(overrides or {}),
                              "data_options": dict(data_options or {}),
                              "standins": standin_summary["hash"] if standin_summary else None}))
     backend_ctx = ops.use_backend(backend) if backend is not None else contextlib.nullcontext()
     with backend_ctx:
-        trainer = Trainer(method, data["train"], data["dev"], cfg,
+        # checkpoint selection reads the first monitor_size dev videos (a beam search of the
+        # whole dev split every epoch would dominate a tiny run); dev and test are scored whole
+        monitor_size = _setting("monitor_size", None, cls, method, profile)
+        monitor = data["dev"] if monitor_size is None else data["dev"][:int(monitor_size)]
+        trainer = Trainer(method, data["train"], monitor, cfg,
                           tokenizer=resources.tokenizer, gloss_vocab=resources.gloss_vocab,
                           stages=stages)
         result = trainer.fit()
@@ -433,6 +438,7 @@ def run_method(key: str, dataset: str = "synthetic", lang: str | None = None,
         "train": train_config_dict(cfg),
         "generation": gen,
         "data": {"train_size": len(data["train"]), "dev_size": len(data["dev"]),
+                 "monitor_size": len(monitor),
                  "test_size": len(data["test"]), "resolution": resolution, "seed": seed,
                  "streams": list(streams), "options": dict(data_options or {})},
         "text": resources.saved,

@@ -19,10 +19,10 @@ from harness.data.sample import Sample
 from harness.pretrain.types import PretrainData
 
 PROFILE_DATA: dict[str, dict[str, Any]] = {
-    "tiny": {"train_size": 256, "eval_size": 32, "resolution": 32, "batch_size": 16,
-             "eval_batch_size": 32, "measure_iters": 5, "lang": "de"},
-    "paper": {"train_size": None, "eval_size": None, "resolution": 64, "batch_size": 32,
-              "eval_batch_size": 32, "measure_iters": 20, "lang": "de"},
+    "tiny": {"train_size": 256, "eval_size": 128, "monitor_size": 32, "resolution": 32,
+             "batch_size": 16, "eval_batch_size": 32, "measure_iters": 5, "lang": "de"},
+    "paper": {"train_size": None, "eval_size": None, "monitor_size": None, "resolution": 64,
+              "batch_size": 32, "eval_batch_size": 32, "measure_iters": 20, "lang": "de"},
 }
 
 
