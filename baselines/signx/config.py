@@ -56,6 +56,11 @@ class SignXConfig:
     v2p_heads: int = 4
     v2p_temporal_layers: int = 1
     latent_match_weight: float = 0.0
+    # pretrained parts (docs: "Pretrained stand-ins (issue 20)"): a checkpoint path each, the
+    # runner passes a stand-in's when the user gives none; None = random start
+    vid2pose_init: str | None = None  # the pose-estimator stand-in: the whole Vid2Pose
+    teacher_init: str | None = None  # the teacher's ResNet-34 backbone (ImageNet in practice)
+    visual_init: str | None = None  # the pixel / transformer pipelines' ResNet-34
     # teacher / visual encoders (ResNet-34)
     use_distillation: bool = False  # tiny: off (CPU budget); paper: on
     teacher_width: int = 8
@@ -109,12 +114,15 @@ class SignXConfig:
     # schedule
     teacher_epochs: int = 1
     p2g_epochs: int = 4
-    v2p_epochs: int = 7
+    v2p_epochs: int = 7  # from a random Vid2Pose (no vid2pose_init)
+    v2p_finetune_epochs: int = 0  # the vid2pose stage from a pretrained Vid2Pose (vid2pose_init)
     rec_epochs: int = 24
     teacher_lr: float = 3e-3
     p2g_lr: float = 2e-3
     v2p_lr: float = 1e-3
-    v2p_batch_size: int | None = 4  # Vid2Pose stage batch (tiny: more steps); None = the run's
+    # Vid2Pose stage batch; None = the run's. 4 (more steps) was the tiny aid of a random start
+    # (docs: round 2), now an ablation: --no-standins --set v2p_batch_size=4
+    v2p_batch_size: int | None = None
     rec_lr: float = 3e-3
     rec_warmup: int = 30
     p2g_warmup: int = 10
@@ -157,11 +165,17 @@ PAPER_CONFIG: dict[str, Any] = dict(
     lstm_layers=2, d_model=256, enc_layers=6, dec_layers=6, heads=4, ffn=1024, p_attn=0.3,
     p_relu=0.5, p_res=0.4, prune_every=5, student_hidden=1024, teacher_epochs=40,
     p2g_epochs=500, v2p_epochs=300, rec_epochs=80, teacher_lr=1e-3, p2g_lr=1e-3, v2p_lr=1e-3,
-    rec_lr=256 ** -0.5 * 4000 ** -0.5, v2p_batch_size=None, rec_warmup=4000, p2g_warmup=500,
+    rec_lr=256 ** -0.5 * 4000 ** -0.5, rec_warmup=4000, p2g_warmup=500,
     v2p_warmup=500,
     max_len=64, cache_latents=False, frame_stride=1, teacher_image_size=None,
     use_distillation=True, finetune_pose_encoder=False, finetune_vid2pose=False,
 )
+
+
+#: The tiny profile's data defaults (``SignX.data_defaults["tiny"]``): dev / test of 128 videos
+#: each (issue 20, item 5).
+TINY_DATA: dict[str, Any] = {"train_size": 256, "eval_size": 128, "resolution": 32,
+                             "batch_size": 16, "eval_batch_size": 32, "measure_iters": 5}
 
 
 def base_config(profile: str) -> SignXConfig:
@@ -170,4 +184,4 @@ def base_config(profile: str) -> SignXConfig:
 
 
 __all__ = ["GLOSS_OUTPUTS", "P2G_STAGE", "PAPER_CONFIG", "PIPELINES", "RECOGNIZER_INPUTS",
-           "REC_STAGE", "TEACHER_STAGE", "V2P_STAGE", "SignXConfig", "base_config"]
+           "REC_STAGE", "TEACHER_STAGE", "TINY_DATA", "V2P_STAGE", "SignXConfig", "base_config"]

@@ -27,11 +27,13 @@ from torch import nn
 
 from baselines.common.resnet import resnet34
 from baselines.common.sample_cache import SampleCache
+from baselines.common.weights import load_weights
 from baselines.signx.averaging import TopKAverager
 from baselines.signx.config import (
     P2G_STAGE,
     REC_STAGE,
     TEACHER_STAGE,
+    TINY_DATA,
     V2P_STAGE,
     SignXConfig,
     base_config,
@@ -50,7 +52,7 @@ from baselines.signx.recognizer import (
 from baselines.signx.streams import SignXInputs, eval_mode
 from harness.data.batching import Batch
 from harness.data.sample import Sample
-from harness.method import Evaluator, Stage, TrainState, register
+from harness.method import Evaluator, Stage, StandIn, TrainState, register
 from harness.metrics import recognition_scores, translation_scores
 
 
@@ -66,8 +68,7 @@ class SignX(SignXInputs):
     #: ``signbench check`` at paper size: the pretrained parts cut to one layer each
     check_overrides: ClassVar[dict[str, Any]] = {"v2p_depth": 1, "vit_layers": 1}
     data_defaults: ClassVar[dict[str, dict[str, Any]]] = {
-        "tiny": {"train_size": 256, "eval_size": 32, "resolution": 32, "batch_size": 16,
-                 "eval_batch_size": 32, "measure_iters": 5},
+        "tiny": dict(TINY_DATA),
         "paper": {"resolution": 224, "batch_size": 32},
     }
     config_class: ClassVar[type | None] = SignXConfig
@@ -122,12 +123,71 @@ class SignX(SignXInputs):
         self.register_buffer("gloss_prior", gloss_prior_weights(
             getattr(gloss_vocab, "counts", []), num_glosses, gloss_vocab.blank_id),
             persistent=False)
+        self._load_pretrained()
         self.averager = TopKAverager(cfg.average_top_k, mode="min")
         self.averaging: dict[str, Any] | None = None
         self._cache = SampleCache()  # frozen parts' outputs within one recogniser stage
         self._cache_key = None
         self._pruned_at: set[int] = set()
         self.prune_log: list[dict[str, float]] = []
+
+    # ------------------------------------------------------------------------------ pretrained
+
+    @classmethod
+    def standins(cls, profile: str, overrides: Mapping[str, Any]) -> list[StandIn]:
+        """The pretrained parts SignX starts from (docs: "Pretrained stand-ins (issue 20)").
+
+        * latent pipeline: ``vid2pose_init``, kind ``pose`` — the whole :class:`Vid2Pose`
+          (frames → the five formats), standing in for the pose estimators the paper runs on
+          the video and distils into Vid2Pose (eq. 14);
+        * with the teacher (``use_distillation``, hybrid pipelines): ``teacher_init``, kind
+          ``resnet`` — the teacher's ResNet-34 backbone (ImageNet-pretrained in practice);
+        * pixel / transformer pipelines: ``visual_init``, kind ``resnet`` — the ResNet-34
+          frame encoder.
+        Each config is the architecture :meth:`__init__` builds from the same overrides, so the
+        stand-in loads strictly."""
+        cfg = cls.build_config(base_config(profile), {k: v for k, v in overrides.items()
+                                                      if k not in ("tokenizer", "gloss_vocab")})
+        resolution = int(cls.data_defaults.get(profile, {}).get("resolution", 224))
+        out = []
+        if cfg.pipeline == "latent":
+            out.append(StandIn("vid2pose_init", "pose", {
+                "module": "baselines.signx.latent:Vid2Pose",
+                "kwargs": {"formats": [list(f) for f in cfg.formats],
+                           "image_size": cfg.image_size, "patch_size": cfg.patch_size,
+                           "dim": cfg.v2p_dim, "depth": cfg.v2p_depth, "heads": cfg.v2p_heads,
+                           "temporal_layers": cfg.v2p_temporal_layers,
+                           "dropout": cfg.p2g_dropout},
+                "input": "clip", "targets": "poses", "resolution": resolution},
+                paper="the pose estimators DWPose, MediaPipe Holistic, SMPLer-X, PrimeDepth "
+                      "and Sapiens, distilled into Vid2Pose (ViT-S/16)"))
+        if cfg.use_distillation and cfg.pipeline != "transformer":
+            side = cfg.teacher_image_size or resolution
+            out.append(StandIn("teacher_init", "resnet", {
+                "module": "baselines.common.resnet:resnet34",
+                "kwargs": {"base_width": cfg.teacher_width}, "resolution": side},
+                paper="ResNet-34, ImageNet-1k (torchvision)"))
+        if cfg.pipeline != "latent":
+            out.append(StandIn("visual_init", "resnet", {
+                "module": "baselines.common.resnet:resnet34",
+                "kwargs": {"base_width": cfg.visual_width}, "resolution": resolution},
+                paper="ResNet-34, ImageNet-1k (torchvision)"))
+        return out
+
+    def _load_pretrained(self) -> None:
+        """Load the checkpoints named by ``vid2pose_init`` / ``teacher_init`` / ``visual_init``
+        (strict: a stand-in or a real checkpoint of the same architecture)."""
+        cfg = self.config
+        for field, name in (("vid2pose_init", "vid2pose"), ("teacher_init", "teacher"),
+                            ("visual_init", "visual")):
+            path = getattr(cfg, field)
+            if path is None:
+                continue
+            part = getattr(self, name, None)
+            if part is None:
+                raise ValueError(f"signx: {field} is set but the {cfg.pipeline!r} pipeline "
+                                 f"(use_distillation={cfg.use_distillation}) has no {name}")
+            load_weights(part.backbone if name == "teacher" else part, path, strict=True)
 
     # ------------------------------------------------------------------------------ schedule
 
@@ -144,12 +204,14 @@ class SignX(SignXInputs):
                              grad_clip=cfg.p2g_grad_clip, monitor="loss",
                              losses=("loss_text", "loss_word", "loss_contrast"),
                              options={"min_lr_ratio": 0.05}))
-            out.append(Stage(V2P_STAGE, cfg.v2p_epochs, lr=cfg.v2p_lr, trainable=("vid2pose.",),
-                             scheduler="cosine", warmup_steps=cfg.v2p_warmup, grad_clip=1.0,
-                             monitor="loss", losses=("loss_v2p",),
-                             options={"min_lr_ratio": 0.01,
-                                      **({"batch_size": cfg.v2p_batch_size}
-                                         if cfg.v2p_batch_size else {})}))
+            v2p_epochs = cfg.v2p_finetune_epochs if cfg.vid2pose_init else cfg.v2p_epochs
+            if v2p_epochs > 0:  # a pretrained Vid2Pose needs no stage 2 of its own
+                out.append(Stage(V2P_STAGE, v2p_epochs, lr=cfg.v2p_lr, trainable=("vid2pose.",),
+                                 scheduler="cosine", warmup_steps=cfg.v2p_warmup, grad_clip=1.0,
+                                 monitor="loss", losses=("loss_v2p",),
+                                 options={"min_lr_ratio": 0.01,
+                                          **({"batch_size": cfg.v2p_batch_size}
+                                             if cfg.v2p_batch_size else {})}))
             rec_trainable: tuple[str, ...] = ("recognizer.",)
             if cfg.finetune_pose_encoder or cfg.finetune_vid2pose:
                 rec_trainable += ("pose2gloss.encoder.",)
