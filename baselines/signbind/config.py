@@ -22,7 +22,7 @@ ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "d
 #: tiny LoRA targets: every linear layer plus the token embedding and the LM head
 TINY_LORA_TARGETS = (*ALL_LINEAR, "embed_tokens", "lm_head")
 #: the runner's tiny data defaults for SignBind (``data_defaults``)
-TINY_DATA: dict[str, Any] = {"lang": "en", "train_size": 640, "eval_size": 32,
+TINY_DATA: dict[str, Any] = {"lang": "en", "train_size": 640, "eval_size": 128,
                              "resolution": 32, "batch_size": 16}
 PAPER_DATA: dict[str, Any] = {"lang": "en"}
 
