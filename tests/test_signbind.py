@@ -463,7 +463,7 @@ def test_fingerspelling_head_blank_prior_init(corpus, bias):
     ≈ e^b / (e^b + 28) on every frame, and the initial empty-target loss of a name-less video
     (Σ_t −log p_t(blank)) shrinks accordingly — with b = 0 it is ~T·ln 29 and its huge first
     gradients pushed the default full-run init onto the all-blank plateau."""
-    method = _method(corpus, fs_blank_bias=bias)
+    method = _method(corpus, fs_blank_bias=bias, feature_centering=True)  # ~zero inputs
     head = method.fs_expert.head
     assert float(head.bias.detach()[method.letters.blank_id]) == bias
     method.eval()
