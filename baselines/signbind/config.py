@@ -22,7 +22,7 @@ ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "d
 #: tiny LoRA targets: every linear layer plus the token embedding and the LM head
 TINY_LORA_TARGETS = (*ALL_LINEAR, "embed_tokens", "lm_head")
 #: the runner's tiny data defaults for SignBind (``data_defaults``)
-TINY_DATA: dict[str, Any] = {"lang": "en", "train_size": 640, "eval_size": 32,
+TINY_DATA: dict[str, Any] = {"lang": "en", "train_size": 640, "eval_size": 128,
                              "resolution": 32, "batch_size": 16}
 PAPER_DATA: dict[str, Any] = {"lang": "en"}
 
@@ -50,7 +50,7 @@ class SignBindConfig:
     frame_pooling: str = "patches"
     frame_stride: int = 2
     train_encoders: bool = False
-    feature_centering: bool = True
+    feature_centering: bool = False  # ablation (random-ViT aid; docs: issue 20 section)
     # router and experts
     router_dim: int = 64
     expert_dim: int = 64
@@ -137,7 +137,7 @@ PAPER_CONFIG = SignBindConfig(
     frame_img_size=224, frame_patch=14, frame_dim=384, frame_depth=12, frame_heads=6,
     lip_img_size=56, lip_patch=14, lip_dim=384, lip_depth=12, lip_heads=6,
     vit_init_values=1e-5, imagenet_norm=True, frame_pooling="cls_mean", frame_stride=1,
-    train_encoders=True, feature_centering=False, scheduler="cosine", llm_monitor="bleu4",
+    train_encoders=True, scheduler="cosine", llm_monitor="bleu4",
     router_dim=256, expert_dim=512, expert_layers=4, fs_expert_layers=4, expert_heads=8,
     fusion_dim=512, fusion_layers=6, fusion_heads=8, lora_targets=("q_proj", "v_proj"),
     vocab_size=32000, pseudo_gloss_vocab_size=3000,

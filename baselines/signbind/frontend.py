@@ -28,13 +28,15 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 def build_vit(img: int, patch: int, dim: int, depth: int, heads: int, init_values: float,
               init: str | None) -> VisionTransformer:
-    """A DINOv2-architecture ViT (random init, or the local weights ``init`` names)."""
+    """A DINOv2-architecture ViT (random init, or the local weights ``init`` names: a file or
+    a folder of ``*.safetensors`` — a stand-in's or a timm / DINOv2 checkpoint's — loaded
+    strictly: every key must match; only a classifier head / ``mask_token`` is dropped)."""
     vit = VisionTransformer(img_size=img, patch_size=patch, embed_dim=dim, depth=depth,
                             num_heads=heads, init_values=init_values)
     if init is not None:
         from baselines.common.weights import load_weights
 
-        load_weights(vit, init, strict=False)
+        load_weights(vit, init, strict=True)
     return vit
 
 

@@ -39,8 +39,9 @@ from baselines.signbind.fusion import FusionEncoder
 from baselines.signbind.metrics import SignBindMetrics
 from baselines.signbind.phonemes import PhonemeVocab
 from baselines.signbind.router import FrameRouter, anneal_temperature, gumbel_route, router_loss
+from baselines.signbind.standins import standin_declarations
 from harness.data.batching import Batch
-from harness.method import SLTMethod, Stage, TrainState, register
+from harness.method import SLTMethod, Stage, StandIn, TrainState, register
 from harness.text import GlossVocab, PseudoGlossExtractor
 
 MANUAL_STAGE, LIP_STAGE, FUSION_STAGE, LLM_STAGE = "manual_experts", "lip_expert", "fusion", "llm"
@@ -129,6 +130,20 @@ class SignBind(VisualFrontend, SignBindMetrics, SLTMethod):
                                     use_lips=cfg.use_lipreading, layers=cfg.fusion_layers,
                                     heads=cfg.fusion_heads, dropout=cfg.dropout)
         self.llm = self._build_llm()
+
+    # ------------------------------------------------------------------------------ stand-ins
+
+    @classmethod
+    def standins(cls, profile: str, overrides: Mapping[str, Any]) -> list[StandIn]:
+        """The paper's pretrained parts (docs/methods/signbind.md, "Pretrained stand-ins"):
+        the DINOv2 frame encoder (``frame_encoder_init``, kind ``vit``, stream ``frames``), the
+        lip ViT (``lip_encoder_init``, kind ``vit``, stream ``lips``, target ``mouth``; only
+        with ``use_lipreading``) and LLaMA-2 7B (``llm_init``, kind ``llama``), each at the
+        sizes the method builds at ``profile`` with ``overrides`` (they load strictly)."""
+        base = PAPER_CONFIG if profile == "paper" else SignBindConfig()
+        known = {k: v for k, v in overrides.items() if hasattr(base, k)}
+        cfg = cls.build_config(base, known)
+        return standin_declarations(cfg, profile, cls.tokenizer_vocab_size, cls.tokenizer_kind)
 
     # ------------------------------------------------------------------------------ LLM
 
