@@ -17,7 +17,7 @@ the measurements behind the tiny defaults: ``docs/methods/signfuse.md``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -36,7 +36,7 @@ from baselines.signfuse.losses import info_nce, resample_tokens
 from baselines.signfuse.masks import masked_mean
 from baselines.signfuse.sla import SLA
 from baselines.signfuse.stgcn import STGCN
-from baselines.signfuse.visual import VisualStream
+from baselines.signfuse.visual import IMAGENET_MEAN, IMAGENET_STD, VisualStream
 from baselines.signfuse.word_presence import (
     WordPresenceHead,
     word_presence_loss,
@@ -44,7 +44,7 @@ from baselines.signfuse.word_presence import (
 )
 from harness.data.batching import Batch, collate
 from harness.data.sample import Sample
-from harness.method import Evaluator, SLTMethod, Stage, TrainState, register
+from harness.method import Evaluator, SLTMethod, Stage, StandIn, TrainState, register
 
 #: parameter-name prefixes of each component
 COMPONENTS: dict[str, tuple[str, ...]] = {
@@ -126,6 +126,38 @@ class SignFuse(SLTMethod):
         self._encoders_train = True  # the current stage trains a stream encoder (apply_stage)
         self._bn_epoch: tuple[int, str, int] | None = None  # (stage index, name, epoch) seen last
         self._in_training_step = False
+
+    @classmethod
+    def standins(cls, profile: str, overrides: Mapping[str, Any]) -> list[StandIn]:
+        """The paper's pretrained parts (Sec. 3.2, 3.6, Table 1): the visual stream's ResNet-50
+        (``resnet_init``, kind ``resnet``: ``VisualStream.backbone`` at this config's width and
+        depth, on the uint8 frames standardised with the ImageNet mean / std at the profile's
+        resolution, read through ``forward`` = the pooled features) and the LLaMA-2 backbone
+        (``llm_init``, kind ``llama``: ``llm_profile`` + ``llm_overrides``, the runner's
+        tokenizer vocabulary). A stream not in use (``streams``) declares nothing; the ST-GCN
+        starts random, as in the paper (docs/methods/signfuse.md, "Pretrained stand-ins")."""
+        cfg = cls.build_config(base_config(profile), overrides)
+        data = cls.data_defaults.get(profile, {})
+        if "resolution" in data:
+            resolution = int(data["resolution"])
+        else:
+            from harness.pretrain.data import PROFILE_DATA
+
+            resolution = int(PROFILE_DATA[profile]["resolution"])
+        out = []
+        if cfg.streams in ("both", "visual"):
+            out.append(StandIn("resnet_init", "resnet", {
+                "module": "baselines.common.resnet:ResNet",
+                "kwargs": {"layers": list(cfg.resnet_layers), "block": "bottleneck",
+                           "base_width": cfg.resnet_base_width},
+                "stream": "frames", "resolution": resolution,
+                "normalize": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+                "call": "forward"}, paper="ResNet-50, ImageNet-1k (torchvision / timm)"))
+        out.append(StandIn("llm_init", "llama", {
+            "vocab_size": cls.tokenizer_vocab_size, "tokenizer_kind": cls.tokenizer_kind,
+            "profile": cfg.llm_profile, "overrides": dict(cfg.llm_overrides)},
+            paper="LLaMA-2 7B (meta-llama/Llama-2-7b-hf)"))
+        return out
 
     def pretrained_streams(self) -> tuple[str, ...]:
         """Stream keys (``"s"``, ``"v"``) the ``stream_pretrain`` aid trains (in use and
