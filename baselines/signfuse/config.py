@@ -70,6 +70,11 @@ class SignFuseConfig:
     # weights
     resnet_init: str | None = None
     llm_init: str | None = None
+    #: ST-GCN weights (``baselines.common.weights.load_weights``, strict); the paper starts it
+    #: random. ``stgcn_standin``: declare a ``keypoint`` stand-in for it (an ablation; docs:
+    #: "Pretrained stand-ins")
+    stgcn_init: str | None = None
+    stgcn_standin: bool = False
     # ablations
     streams: str = "both"
     fusion: str = "cmfa"

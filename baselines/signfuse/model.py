@@ -95,6 +95,10 @@ class SignFuse(SLTMethod):
         if self.use_skeletal:
             self.skeletal = STGCN(cfg.stgcn_channels, cfg.stgcn_kernel, cfg.stgcn_strides,
                                   cfg.stgcn_dropout, hand_gain=cfg.skeleton_hand_gain)
+            if cfg.stgcn_init:
+                from baselines.common.weights import load_weights
+
+                load_weights(self.skeletal, cfg.stgcn_init)
         for bn in self._encoder_norms():
             bn.momentum = cfg.bn_momentum
         if self.dual:
@@ -135,7 +139,8 @@ class SignFuse(SLTMethod):
         resolution, read through ``forward`` = the pooled features) and the LLaMA-2 backbone
         (``llm_init``, kind ``llama``: ``llm_profile`` + ``llm_overrides``, the runner's
         tokenizer vocabulary). A stream not in use (``streams``) declares nothing; the ST-GCN
-        starts random, as in the paper (docs/methods/signfuse.md, "Pretrained stand-ins")."""
+        starts random, as in the paper, unless ``stgcn_standin`` (an ablation: kind
+        ``keypoint``, ``stgcn_init``) (docs/methods/signfuse.md, "Pretrained stand-ins")."""
         cfg = cls.build_config(base_config(profile), overrides)
         data = cls.data_defaults.get(profile, {})
         if "resolution" in data:
@@ -153,6 +158,15 @@ class SignFuse(SLTMethod):
                 "stream": "frames", "resolution": resolution,
                 "normalize": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
                 "call": "forward"}, paper="ResNet-50, ImageNet-1k (torchvision / timm)"))
+        if cfg.stgcn_standin and cfg.streams in ("both", "skeletal"):
+            out.append(StandIn("stgcn_init", "keypoint", {
+                "module": "baselines.signfuse.stgcn:StridedSTGCN",
+                "kwargs": {"frame_stride": cfg.frame_stride,
+                           "channels": list(cfg.stgcn_channels), "kernel": cfg.stgcn_kernel,
+                           "strides": list(cfg.stgcn_strides), "dropout": cfg.stgcn_dropout,
+                           "hand_gain": cfg.skeleton_hand_gain},
+                "stream": "keypoints", "call": "forward"},
+                paper="none (the paper's ST-GCN starts random)"))
         out.append(StandIn("llm_init", "llama", {
             "vocab_size": cls.tokenizer_vocab_size, "tokenizer_kind": cls.tokenizer_kind,
             "profile": cfg.llm_profile, "overrides": dict(cfg.llm_overrides)},
