@@ -5,7 +5,9 @@ keypoints → ``STGCN`` (Sec. 3.3), both (B, T', d) with one mask → ``CMFA`` (
 (Sec. 3.5) → ``SLA`` (Sec. 3.6) = E_sign → [E_sign; e_prompt; y] into a LLaMA-architecture
 causal LM with LoRA (``baselines.common.llm``; the backbone frozen). ``stages()`` is the
 progressive training of Sec. 3.7 (``contrastive``, ``alignment``, ``finetune``; eqs. 21–23),
-preceded in the tiny profile by our two aids ``stream_pretrain`` and ``llm_pretrain``;
+started from the pretrained parts ``standins`` declares (ResNet-50 ``resnet_init``, LLaMA-2
+``llm_init``; issue 20) — our two earlier aids ``stream_pretrain`` and ``llm_pretrain`` are
+ablations, off by default;
 ``training_step`` returns the stage's losses, ``generate`` beam-searches the LM behind the
 prefix. While every stream encoder is frozen (``alignment``) their outputs are cached by sample
 name (``baselines.common.sample_cache``; identical numbers). ``extra_metrics`` reports the LM
