@@ -94,3 +94,33 @@ def test_standins_train_and_load_strictly_into_the_method(tmp_path):
                           root=tmp_path, train_size=16, resolution=32, recipes=QUICK,
                           progress=False)
     assert [(e.field, e.status) for e in kept] == [("llm_init", "reused")]
+
+
+def test_the_stgcn_keypoint_standin_is_an_ablation_that_loads_strictly(tmp_path):
+    """``stgcn_standin`` (off by default: the paper's ST-GCN starts random) declares a
+    ``keypoint`` stand-in trained through ``StridedSTGCN`` — the method's ST-GCN reading every
+    ``frame_stride``-th frame — whose weights load strictly through ``stgcn_init``."""
+    from baselines.common.weights import save_weights
+    from baselines.signfuse.stgcn import STGCN, StridedSTGCN
+    from harness.pretrain.parts import build_part
+
+    assert "stgcn_init" not in {s.field for s in sf.SignFuse.standins("tiny", SMALL)}
+    decl = {s.field: s for s in sf.SignFuse.standins("tiny", {**SMALL, "stgcn_standin": True})}
+    st = decl["stgcn_init"]
+    assert st.kind == "keypoint" and st.config["stream"] == "keypoints"
+    torch.manual_seed(3)
+    part = build_part(st.config)
+    assert isinstance(part, StridedSTGCN) and part.frame_stride == sf.SignFuseConfig().frame_stride
+    plain = STGCN(SMALL["stgcn_channels"], 5, (2, 1, 1, 1), 0.2, hand_gain=3.0)
+    plain.load_state_dict(part.state_dict(), strict=True)
+    kp, mask = torch.randn(2, 24, 75, 3), torch.ones(2, 24, dtype=torch.bool)
+    mask[1, 17:] = False
+    part.eval()
+    plain.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(part(kp, mask)[0], plain(kp[:, ::4], mask[:, ::4])[0])
+    path = save_weights(part, tmp_path / "stgcn.safetensors")
+    torch.manual_seed(0)
+    model = get_method("signfuse", "tiny", tokenizer=None, **SMALL, stgcn_init=str(path))
+    for k, v in part.state_dict().items():
+        torch.testing.assert_close(model.skeletal.state_dict()[k], v, rtol=0, atol=0)
