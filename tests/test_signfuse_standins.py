@@ -54,7 +54,9 @@ def test_declares_the_papers_pretrained_parts():
     # paper: ResNet-50 at full width on the paper resolution, the 7B-sized LLaMA
     paper = {s.field: s for s in sf.SignFuse.standins("paper", {})}
     assert paper["resnet_init"].config["kwargs"]["base_width"] == 64
-    assert paper["resnet_init"].config["resolution"] == 64
+    from harness.pretrain.data import PROFILE_DATA
+
+    assert paper["resnet_init"].config["resolution"] == PROFILE_DATA["paper"]["resolution"]
     assert paper["llm_init"].config["profile"] == "paper"
     with torch.device("meta"):  # the declared part is exactly VisualStream's backbone
         part = ResNet(**paper["resnet_init"].config["kwargs"])

@@ -30,6 +30,9 @@ TINY_EPOCHS: tuple[int, int, int, int] = (5, 1, 10, 1)
 TINY_STREAM_PRETRAIN_EPOCHS = 8
 TINY_DATA: dict[str, Any] = {"train_size": 1024, "eval_size": 128, "resolution": 32,
                              "batch_size": 16}
+#: the frame side the runner feeds at the paper profile (its ``PROFILE_DATA``; 224 in the
+#: paper itself): the ResNet stand-in's input at ``paper``
+PAPER_RESOLUTION = 64
 STEPS_PER_EPOCH_PAPER = 222  # PHOENIX-2014T: 7096 training videos / batch 32
 
 
@@ -155,7 +158,8 @@ def base_config(profile: str) -> SignFuseConfig:
     return PAPER_CONFIG if profile == "paper" else SignFuseConfig()
 
 
-__all__ = ["ALIGN_TARGETS", "PAPER_CONFIG", "PAPER_TRAINABLE_M", "PRETRAIN_PREFIXES",
+__all__ = ["ALIGN_TARGETS", "PAPER_CONFIG", "PAPER_RESOLUTION", "PAPER_TRAINABLE_M",
+           "PRETRAIN_PREFIXES",
            "PRETRAIN_STREAMS", "PROMPT", "STAGE_NAMES", "STEPS_PER_EPOCH_PAPER", "STREAMS",
            "TINY_DATA", "TINY_EPOCHS", "TINY_STREAM_PRETRAIN_EPOCHS", "TRAININGS",
            "SignFuseConfig", "base_config"]

@@ -28,6 +28,7 @@ from torch import nn
 from baselines.common.sample_cache import SampleCache, one_sample
 from baselines.signfuse.cmfa import CMFA
 from baselines.signfuse.config import (
+    PAPER_RESOLUTION,
     PAPER_TRAINABLE_M,
     TINY_DATA,
     SignFuseConfig,
@@ -144,13 +145,8 @@ class SignFuse(SLTMethod):
         starts random, as in the paper, unless ``stgcn_standin`` (an ablation: kind
         ``keypoint``, ``stgcn_init``) (docs/methods/signfuse.md, "Pretrained stand-ins")."""
         cfg = cls.build_config(base_config(profile), overrides)
-        data = cls.data_defaults.get(profile, {})
-        if "resolution" in data:
-            resolution = int(data["resolution"])
-        else:
-            from harness.pretrain.data import PROFILE_DATA
-
-            resolution = int(PROFILE_DATA[profile]["resolution"])
+        resolution = int(cls.data_defaults.get(profile, {}).get("resolution",
+                                                                 PAPER_RESOLUTION))
         out = []
         if cfg.streams in ("both", "visual"):
             out.append(StandIn("resnet_init", "resnet", {
