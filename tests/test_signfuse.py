@@ -34,6 +34,8 @@ SMALL = dict(d_model=16, resnet_base_width=2, stgcn_channels=(2, 4, 8, 8, 16), c
              llm_overrides={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
                             "num_attention_heads": 2, "num_key_value_heads": 2})
 STREAMS = ("frames", "keypoints")
+#: the two tiny-only aids, off by default since the stand-ins (issue 20): ablations
+AIDS = dict(stream_pretrain_epochs=8, llm_pretrain_epochs=5)
 
 
 @cache
@@ -105,7 +107,7 @@ def _snapshot(model):
 
 
 def test_stage_freezing_really_freezes():
-    model = _model()
+    model = _model(**AIDS)
     batch = _batch()
     stages = {s.name: s for s in model.stages()}
     assert list(stages) == ["stream_pretrain", "llm_pretrain", "contrastive", "alignment",
@@ -209,6 +211,10 @@ def test_temporal_and_schedule_ablations():
     assert model.sign_embeddings(model.streams(batch)).shape == (2, 4, 32)
     model = _model(training="single")
     stages = model.stages()
+    assert [s.name for s in stages] == ["finetune"]
+    assert stages[-1].epochs == sum(sf.SignFuseConfig().epochs)
+    model = _model(training="single", **AIDS)
+    stages = model.stages()
     assert [s.name for s in stages] == ["stream_pretrain", "llm_pretrain", "finetune"]  # aids kept
     assert stages[-1].epochs == sum(sf.SignFuseConfig().epochs)
 
@@ -216,7 +222,7 @@ def test_temporal_and_schedule_ablations():
 @pytest.mark.slow
 def test_tiny_run_learns():
     """Each stage's loss falls on 6 synthetic samples (LM pre-training, then fine-tuning)."""
-    model = _model()
+    model = _model(**AIDS)
     batch = _batch(6)
 
     def run(name: str, steps: int, key: str) -> tuple[float, float]:
@@ -254,7 +260,7 @@ def test_resnet_init_loads_local_weights(tmp_path):
 
 
 def test_llm_pretrain_reads_a_text_prefix_and_prefix_use_report():
-    model = _model()
+    model = _model(**AIDS)
     batch = _batch(4)
     state = _state(model, "llm_pretrain")
     prefix = model.pretrain_prefix(batch)
@@ -428,7 +434,7 @@ def test_pipeline_learns_a_video_dependent_mapping():
     content (e.g. a constant output), or an LM that ignores the prefix (prompt-only
     pre-training on the 8 test sentences: measured real = shuffled).
     """
-    model = _model()
+    model = _model(**AIDS)
     batch = _batch(8)
 
     def train(name: str, data, steps: int) -> None:
@@ -466,7 +472,8 @@ def test_stream_pretrain_stage_trains_only_the_stream_and_its_head():
     """The tiny-only aid (docs/methods/signfuse.md, "Stream pre-training"): first stage, trains
     the ST-GCN and its word-presence head only, and its loss equals an independent BCE against
     the multi-hot of the sentence's tokens computed from the tokenizer directly."""
-    model = _model(stream_pretrain_epochs=1, stgcn_dropout=0.0)  # deterministic forward
+    model = _model(stream_pretrain_epochs=1, llm_pretrain_epochs=1,
+                   stgcn_dropout=0.0)  # deterministic forward
     tok = _corpus()[1]
     batch = _batch(4)
     stages = model.stages()

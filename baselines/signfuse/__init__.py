@@ -5,7 +5,7 @@ Importing the package registers the method ``signfuse`` (``baselines.get_method(
 profile, **overrides)``). Modules: ``config`` (``SignFuseConfig``, ``PAPER_CONFIG``), ``model``
 (``SignFuse``: stages, losses, generation, reports), ``visual`` (Sec. 3.2), ``stgcn``
 (Sec. 3.3), ``cmfa`` (Sec. 3.4), ``hta`` (Sec. 3.5), ``sla`` (Sec. 3.6), ``losses`` (Sec. 3.7),
-``word_presence`` (the tiny profile's stream pre-training aid) and ``masks``. Design notes and
+``word_presence`` (the stream pre-training aid, an ablation) and ``masks``. Design notes and
 measurements: ``docs/methods/signfuse.md``.
 """
 

@@ -28,8 +28,11 @@ PAPER_TRAINABLE_M = 65.9
 TINY_EPOCHS: tuple[int, int, int, int] = (5, 1, 10, 1)
 #: tiny-profile epochs of the ``stream_pretrain`` aid (docs: probe round 6)
 TINY_STREAM_PRETRAIN_EPOCHS = 8
-TINY_DATA: dict[str, Any] = {"train_size": 1024, "eval_size": 32, "resolution": 32,
+TINY_DATA: dict[str, Any] = {"train_size": 1024, "eval_size": 128, "resolution": 32,
                              "batch_size": 16}
+#: the frame side the runner feeds at the paper profile (its ``PROFILE_DATA``; 224 in the
+#: paper itself): the ResNet stand-in's input at ``paper``
+PAPER_RESOLUTION = 64
 STEPS_PER_EPOCH_PAPER = 222  # PHOENIX-2014T: 7096 training videos / batch 32
 
 
@@ -70,6 +73,11 @@ class SignFuseConfig:
     # weights
     resnet_init: str | None = None
     llm_init: str | None = None
+    #: ST-GCN weights (``baselines.common.weights.load_weights``, strict); the paper starts it
+    #: random. ``stgcn_standin``: declare a ``keypoint`` stand-in for it (an ablation; docs:
+    #: "Pretrained stand-ins")
+    stgcn_init: str | None = None
+    stgcn_standin: bool = False
     # ablations
     streams: str = "both"
     fusion: str = "cmfa"
@@ -81,12 +89,14 @@ class SignFuseConfig:
     lambda_align: float = 0.05
     align_target: str = "mean"  # tiny (round 6); paper "interp"
     # schedule (Table 2); warm-up in steps
-    #: the tiny-only word-presence aid for the stream encoders (docs: "Stream pre-training");
-    #: 0: off
-    stream_pretrain_epochs: int = TINY_STREAM_PRETRAIN_EPOCHS
+    #: the word-presence aid for the stream encoders (docs: "Stream pre-training"); off (0)
+    #: since the ResNet stand-in (issue 20); ablation: ``stream_pretrain_epochs=8``
+    stream_pretrain_epochs: int = 0
     stream_pretrain_lr: float = 5e-3
     stream_pretrain_streams: str = "skeletal"
-    llm_pretrain_epochs: int = TINY_EPOCHS[0]
+    #: the LLM pre-training aid (docs: "LLM pre-training"); off (0) since the llama stand-in
+    #: (``llm_init``, issue 20); ablation: ``llm_pretrain_epochs=5`` (with ``--no-standins``)
+    llm_pretrain_epochs: int = 0
     epochs: tuple[int, int, int] = TINY_EPOCHS[1:]
     lrs: tuple[float, float, float] = (5e-4, 3e-3, 1e-3)
     llm_pretrain_lr: float = 3e-3
@@ -148,7 +158,8 @@ def base_config(profile: str) -> SignFuseConfig:
     return PAPER_CONFIG if profile == "paper" else SignFuseConfig()
 
 
-__all__ = ["ALIGN_TARGETS", "PAPER_CONFIG", "PAPER_TRAINABLE_M", "PRETRAIN_PREFIXES",
+__all__ = ["ALIGN_TARGETS", "PAPER_CONFIG", "PAPER_RESOLUTION", "PAPER_TRAINABLE_M",
+           "PRETRAIN_PREFIXES",
            "PRETRAIN_STREAMS", "PROMPT", "STAGE_NAMES", "STEPS_PER_EPOCH_PAPER", "STREAMS",
            "TINY_DATA", "TINY_EPOCHS", "TINY_STREAM_PRETRAIN_EPOCHS", "TRAININGS",
            "SignFuseConfig", "base_config"]

@@ -5,7 +5,9 @@ keypoints → ``STGCN`` (Sec. 3.3), both (B, T', d) with one mask → ``CMFA`` (
 (Sec. 3.5) → ``SLA`` (Sec. 3.6) = E_sign → [E_sign; e_prompt; y] into a LLaMA-architecture
 causal LM with LoRA (``baselines.common.llm``; the backbone frozen). ``stages()`` is the
 progressive training of Sec. 3.7 (``contrastive``, ``alignment``, ``finetune``; eqs. 21–23),
-preceded in the tiny profile by our two aids ``stream_pretrain`` and ``llm_pretrain``;
+started from the pretrained parts ``standins`` declares (ResNet-50 ``resnet_init``, LLaMA-2
+``llm_init``; issue 20) — our two earlier aids ``stream_pretrain`` and ``llm_pretrain`` are
+ablations, off by default;
 ``training_step`` returns the stage's losses, ``generate`` beam-searches the LM behind the
 prefix. While every stream encoder is frozen (``alignment``) their outputs are cached by sample
 name (``baselines.common.sample_cache``; identical numbers). ``extra_metrics`` reports the LM
@@ -17,7 +19,7 @@ the measurements behind the tiny defaults: ``docs/methods/signfuse.md``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -26,6 +28,7 @@ from torch import nn
 from baselines.common.sample_cache import SampleCache, one_sample
 from baselines.signfuse.cmfa import CMFA
 from baselines.signfuse.config import (
+    PAPER_RESOLUTION,
     PAPER_TRAINABLE_M,
     TINY_DATA,
     SignFuseConfig,
@@ -36,7 +39,7 @@ from baselines.signfuse.losses import info_nce, resample_tokens
 from baselines.signfuse.masks import masked_mean
 from baselines.signfuse.sla import SLA
 from baselines.signfuse.stgcn import STGCN
-from baselines.signfuse.visual import VisualStream
+from baselines.signfuse.visual import IMAGENET_MEAN, IMAGENET_STD, VisualStream
 from baselines.signfuse.word_presence import (
     WordPresenceHead,
     word_presence_loss,
@@ -44,7 +47,7 @@ from baselines.signfuse.word_presence import (
 )
 from harness.data.batching import Batch, collate
 from harness.data.sample import Sample
-from harness.method import Evaluator, SLTMethod, Stage, TrainState, register
+from harness.method import Evaluator, SLTMethod, Stage, StandIn, TrainState, register
 
 #: parameter-name prefixes of each component
 COMPONENTS: dict[str, tuple[str, ...]] = {
@@ -95,6 +98,10 @@ class SignFuse(SLTMethod):
         if self.use_skeletal:
             self.skeletal = STGCN(cfg.stgcn_channels, cfg.stgcn_kernel, cfg.stgcn_strides,
                                   cfg.stgcn_dropout, hand_gain=cfg.skeleton_hand_gain)
+            if cfg.stgcn_init:
+                from baselines.common.weights import load_weights
+
+                load_weights(self.skeletal, cfg.stgcn_init)
         for bn in self._encoder_norms():
             bn.momentum = cfg.bn_momentum
         if self.dual:
@@ -126,6 +133,43 @@ class SignFuse(SLTMethod):
         self._encoders_train = True  # the current stage trains a stream encoder (apply_stage)
         self._bn_epoch: tuple[int, str, int] | None = None  # (stage index, name, epoch) seen last
         self._in_training_step = False
+
+    @classmethod
+    def standins(cls, profile: str, overrides: Mapping[str, Any]) -> list[StandIn]:
+        """The paper's pretrained parts (Sec. 3.2, 3.6, Table 1): the visual stream's ResNet-50
+        (``resnet_init``, kind ``resnet``: ``VisualStream.backbone`` at this config's width and
+        depth, on the uint8 frames standardised with the ImageNet mean / std at the profile's
+        resolution, read through ``forward`` = the pooled features) and the LLaMA-2 backbone
+        (``llm_init``, kind ``llama``: ``llm_profile`` + ``llm_overrides``, the runner's
+        tokenizer vocabulary). A stream not in use (``streams``) declares nothing; the ST-GCN
+        starts random, as in the paper, unless ``stgcn_standin`` (an ablation: kind
+        ``keypoint``, ``stgcn_init``) (docs/methods/signfuse.md, "Pretrained stand-ins")."""
+        cfg = cls.build_config(base_config(profile), overrides)
+        resolution = int(cls.data_defaults.get(profile, {}).get("resolution",
+                                                                 PAPER_RESOLUTION))
+        out = []
+        if cfg.streams in ("both", "visual"):
+            out.append(StandIn("resnet_init", "resnet", {
+                "module": "baselines.common.resnet:ResNet",
+                "kwargs": {"layers": list(cfg.resnet_layers), "block": "bottleneck",
+                           "base_width": cfg.resnet_base_width},
+                "stream": "frames", "resolution": resolution,
+                "normalize": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+                "call": "forward"}, paper="ResNet-50, ImageNet-1k (torchvision / timm)"))
+        if cfg.stgcn_standin and cfg.streams in ("both", "skeletal"):
+            out.append(StandIn("stgcn_init", "keypoint", {
+                "module": "baselines.signfuse.stgcn:StridedSTGCN",
+                "kwargs": {"frame_stride": cfg.frame_stride,
+                           "channels": list(cfg.stgcn_channels), "kernel": cfg.stgcn_kernel,
+                           "strides": list(cfg.stgcn_strides), "dropout": cfg.stgcn_dropout,
+                           "hand_gain": cfg.skeleton_hand_gain},
+                "stream": "keypoints", "call": "forward"},
+                paper="none (the paper's ST-GCN starts random)"))
+        out.append(StandIn("llm_init", "llama", {
+            "vocab_size": cls.tokenizer_vocab_size, "tokenizer_kind": cls.tokenizer_kind,
+            "profile": cfg.llm_profile, "overrides": dict(cfg.llm_overrides)},
+            paper="LLaMA-2 7B (meta-llama/Llama-2-7b-hf)"))
+        return out
 
     def pretrained_streams(self) -> tuple[str, ...]:
         """Stream keys (``"s"``, ``"v"``) the ``stream_pretrain`` aid trains (in use and

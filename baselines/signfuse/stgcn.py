@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -214,7 +215,22 @@ class STGCN(nn.Module):
         return x.mean(-1).transpose(1, 2), mask  # mean over joints → (B, T', C)
 
 
+class StridedSTGCN(STGCN):
+    """``STGCN`` that reads every ``frame_stride``-th frame, as ``SignFuse`` feeds it: the
+    ``keypoint`` stand-in trains through this view (same parameters and names as ``STGCN``, so
+    its weights load strictly into the method's ST-GCN)."""
+
+    def __init__(self, frame_stride: int = 1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.frame_stride = int(frame_stride)
+
+    def forward(self, keypoints: torch.Tensor, mask: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        k = self.frame_stride
+        return super().forward(keypoints[:, ::k], mask[:, ::k])
+
+
 __all__ = ["HAND_JOINTS", "HAND_STARTS", "LINK_EDGES", "PARTITIONS", "ROOT_JOINT",
-           "SKELETON_EDGES", "STGCN", "STGCNBlock",
+           "SKELETON_EDGES", "STGCN", "STGCNBlock", "StridedSTGCN",
            "adjacency", "hop_distance", "normalize_skeleton",
            "normalized_adjacency", "skeleton_partitions", "spatial_partitions"]
