@@ -22,7 +22,7 @@ TRAIN_MODES = ("lora", "full")
 PAPER_TABLE3 = {"pretraining": (15_200_325, 346_123_973), "fine_tuning": (16_819_712, 395_924_608)}
 PAPER_VOCAB = 2172
 #: the runner's data settings per profile (``SLTMethod.data_defaults``)
-TINY_DATA: dict[str, Any] = {"train_size": 1024, "eval_size": 32, "resolution": 28,
+TINY_DATA: dict[str, Any] = {"train_size": 1024, "eval_size": 128, "resolution": 28,
                              "batch_size": 16}
 PAPER_DATA: dict[str, Any] = {"resolution": 224, "batch_size": 16}
 
@@ -48,7 +48,7 @@ class HFAConfig:
     frame_dim: int = 64
     frame_stride: int = 4
     # frame-encoder warm-up (stand-in for DINOv2's pretraining; tiny only)
-    frame_pretrain_epochs: int = 3
+    frame_pretrain_epochs: int = 0
     frame_pretrain_lr: float = 3e-3
     # segment level
     temporal_dim: int = 64
@@ -74,7 +74,7 @@ class HFAConfig:
     mbart_lora_alpha: float = 32.0
     mbart_lora_dropout: float = 0.1
     # text pretraining (stand-in for the pretrained mBART-cc25 the paper starts from; tiny only)
-    text_pretrain_epochs: int = 3
+    text_pretrain_epochs: int = 0
     text_pretrain_lr: float = 3e-3
     text_mask_prob: float = 0.35
     # pretraining
