@@ -47,7 +47,7 @@ class HFAConfig:
     vit_lora_dropout: float = 0.1
     frame_dim: int = 64
     frame_stride: int = 4
-    # frame-encoder warm-up (stand-in for DINOv2's pretraining; tiny only)
+    # frame-encoder warm-up inside the method (ablation, off: the vit_init stand-in replaces it)
     frame_pretrain_epochs: int = 0
     frame_pretrain_lr: float = 3e-3
     # segment level
@@ -73,7 +73,7 @@ class HFAConfig:
     mbart_lora_r: int = 16
     mbart_lora_alpha: float = 32.0
     mbart_lora_dropout: float = 0.1
-    # text pretraining (stand-in for the pretrained mBART-cc25 the paper starts from; tiny only)
+    # text pretraining inside the method (ablation, off: the init= mBART stand-in replaces it)
     text_pretrain_epochs: int = 0
     text_pretrain_lr: float = 3e-3
     text_mask_prob: float = 0.35

@@ -8,9 +8,11 @@ Stages: ``pretrain`` optimises L_pre = L_align + λ·L_psp (eq. 5) — L_psp fro
 :mod:`baselines.hfa.prototypes` (eqs. 1–3), L_align a symmetric InfoNCE of the pooled M against a
 frozen mBART text encoder ψ_te (eq. 4) — and keeps the weights of the best dev L_pre;
 ``finetune_decoder`` / ``finetune_all`` (Cambrian-1's two stages, Sec. 4.2) train mapper(Z) →
-mBART encoder → decoder with cross-entropy (eq. 6). The tiny profile adds ``frame_pretrain``
-(keypoint regression, a DINOv2 stand-in) and ``text_pretrain`` (denoising, an mBART-cc25
-stand-in) in front.
+mBART encoder → decoder with cross-entropy (eq. 6). The pretrained DINOv2 ViT and mBART-cc25
+come through ``vit_init`` / ``init`` (:meth:`HFA.standins` declares them, so a default run
+starts from the stand-ins ``harness.pretrain`` trains); the former tiny-only warm-ups
+``frame_pretrain`` (keypoint regression) and ``text_pretrain`` (denoising) are off by default
+and stay as ablations.
 
 ``param_report`` sets the counts beside Table 3. The paper ↔ code map, the choices where the
 paper is vague, the tiny profile and the measurements behind it: ``docs/methods/hfa.md``.
