@@ -22,7 +22,7 @@ TRAIN_MODES = ("lora", "full")
 PAPER_TABLE3 = {"pretraining": (15_200_325, 346_123_973), "fine_tuning": (16_819_712, 395_924_608)}
 PAPER_VOCAB = 2172
 #: the runner's data settings per profile (``SLTMethod.data_defaults``)
-TINY_DATA: dict[str, Any] = {"train_size": 1024, "eval_size": 128, "resolution": 28,
+TINY_DATA: dict[str, Any] = {"train_size": 512, "eval_size": 128, "resolution": 28,
                              "batch_size": 16}
 PAPER_DATA: dict[str, Any] = {"resolution": 224, "batch_size": 16}
 
