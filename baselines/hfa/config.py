@@ -95,7 +95,7 @@ class HFAConfig:
     warmup_steps: int = 16
     label_smoothing: float = 0.2
     decoder_token_dropout: float = 0.3  # tiny-only aid: decoder inputs → <unk>
-    finetune_psp_weight: float = 30.0  # tiny-only aid: L_psp kept in the full fine-tuning stage
+    finetune_psp_weight: float = 0.0  # ablation (tiny was 30): L_psp kept in finetune_all
     batch_size: int = 16
 
     def validate(self) -> None:
