@@ -3,8 +3,8 @@
 Every field is an option ``--set`` may override; ``HFAConfig.validate`` checks them (a bad value
 raises :class:`harness.method.ConfigError`). The paper profile follows Sec. 4.2 of Asasi, Lakhal
 & Bowden (IVA 2025) with Sign2GPT's public config where the paper is silent; the tiny profile and
-its aids (frame / text pretraining, ``align_text_norm``, ``decoder_token_dropout``,
-``finetune_psp_weight``) are explained, with the measurements behind them, in
+its aids (``align_text_norm``, ``decoder_token_dropout``, ``psp_weight`` 30; ablations, off:
+frame / text pretraining, ``finetune_psp_weight``) are explained, with the measurements, in
 ``docs/methods/hfa.md``.
 """
 
