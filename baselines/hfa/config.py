@@ -3,8 +3,8 @@
 Every field is an option ``--set`` may override; ``HFAConfig.validate`` checks them (a bad value
 raises :class:`harness.method.ConfigError`). The paper profile follows Sec. 4.2 of Asasi, Lakhal
 & Bowden (IVA 2025) with Sign2GPT's public config where the paper is silent; the tiny profile and
-its aids (frame / text pretraining, ``align_text_norm``, ``decoder_token_dropout``,
-``finetune_psp_weight``) are explained, with the measurements behind them, in
+its aids (``align_text_norm``, ``decoder_token_dropout``, ``psp_weight`` 30; ablations, off:
+frame / text pretraining, ``finetune_psp_weight``) are explained, with the measurements, in
 ``docs/methods/hfa.md``.
 """
 
@@ -22,7 +22,7 @@ TRAIN_MODES = ("lora", "full")
 PAPER_TABLE3 = {"pretraining": (15_200_325, 346_123_973), "fine_tuning": (16_819_712, 395_924_608)}
 PAPER_VOCAB = 2172
 #: the runner's data settings per profile (``SLTMethod.data_defaults``)
-TINY_DATA: dict[str, Any] = {"train_size": 1024, "eval_size": 32, "resolution": 28,
+TINY_DATA: dict[str, Any] = {"train_size": 512, "eval_size": 128, "resolution": 28,
                              "batch_size": 16}
 PAPER_DATA: dict[str, Any] = {"resolution": 224, "batch_size": 16}
 
@@ -47,8 +47,8 @@ class HFAConfig:
     vit_lora_dropout: float = 0.1
     frame_dim: int = 64
     frame_stride: int = 4
-    # frame-encoder warm-up (stand-in for DINOv2's pretraining; tiny only)
-    frame_pretrain_epochs: int = 3
+    # frame-encoder warm-up inside the method (ablation, off: the vit_init stand-in replaces it)
+    frame_pretrain_epochs: int = 0
     frame_pretrain_lr: float = 3e-3
     # segment level
     temporal_dim: int = 64
@@ -73,8 +73,8 @@ class HFAConfig:
     mbart_lora_r: int = 16
     mbart_lora_alpha: float = 32.0
     mbart_lora_dropout: float = 0.1
-    # text pretraining (stand-in for the pretrained mBART-cc25 the paper starts from; tiny only)
-    text_pretrain_epochs: int = 3
+    # text pretraining inside the method (ablation, off: the init= mBART stand-in replaces it)
+    text_pretrain_epochs: int = 0
     text_pretrain_lr: float = 3e-3
     text_mask_prob: float = 0.35
     # pretraining
@@ -95,7 +95,7 @@ class HFAConfig:
     warmup_steps: int = 16
     label_smoothing: float = 0.2
     decoder_token_dropout: float = 0.3  # tiny-only aid: decoder inputs → <unk>
-    finetune_psp_weight: float = 30.0  # tiny-only aid: L_psp kept in the full fine-tuning stage
+    finetune_psp_weight: float = 0.0  # ablation (tiny was 30): L_psp kept in finetune_all
     batch_size: int = 16
 
     def validate(self) -> None:

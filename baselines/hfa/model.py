@@ -8,9 +8,11 @@ Stages: ``pretrain`` optimises L_pre = L_align + λ·L_psp (eq. 5) — L_psp fro
 :mod:`baselines.hfa.prototypes` (eqs. 1–3), L_align a symmetric InfoNCE of the pooled M against a
 frozen mBART text encoder ψ_te (eq. 4) — and keeps the weights of the best dev L_pre;
 ``finetune_decoder`` / ``finetune_all`` (Cambrian-1's two stages, Sec. 4.2) train mapper(Z) →
-mBART encoder → decoder with cross-entropy (eq. 6). The tiny profile adds ``frame_pretrain``
-(keypoint regression, a DINOv2 stand-in) and ``text_pretrain`` (denoising, an mBART-cc25
-stand-in) in front.
+mBART encoder → decoder with cross-entropy (eq. 6). The pretrained DINOv2 ViT and mBART-cc25
+come through ``vit_init`` / ``init`` (:meth:`HFA.standins` declares them, so a default run
+starts from the stand-ins ``harness.pretrain`` trains); the former tiny-only warm-ups
+``frame_pretrain`` (keypoint regression) and ``text_pretrain`` (denoising) are off by default
+and stay as ablations.
 
 ``param_report`` sets the counts beside Table 3. The paper ↔ code map, the choices where the
 paper is vague, the tiny profile and the measurements behind it: ``docs/methods/hfa.md``.
@@ -19,6 +21,7 @@ paper is vague, the tiny profile and the measurements behind it: ``docs/methods/
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -41,9 +44,11 @@ from baselines.hfa.temporal import TemporalEncoder
 from harness.data.batching import Batch
 from harness.data.keypoints import NUM_SIGNFUSE
 from harness.data.sample import Sample
-from harness.method import Evaluator, SLTMethod, Stage, TrainState, register
+from harness.method import Evaluator, SLTMethod, Stage, StandIn, TrainState, register
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from harness.text import PseudoGlossExtractor
 
 FRAME_PRETRAIN_STAGE = "frame_pretrain"
@@ -54,6 +59,9 @@ FINETUNE_ALL_STAGE = "finetune_all"
 LOGIT_SCALE_MAX = 100.0
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: the real checkpoints the paper starts from (``StandIn.paper``)
+PAPER_VIT = "DINOv2 ViT-S/14 (facebook/dinov2-small)"
+PAPER_MBART = "mBART-large-cc25 (facebook/mbart-large-cc25)"
 VISUAL_PREFIXES = ("vit.", "frame_proj.", "frame_bn.", "temporal.")
 PSP_PREFIXES = ("psp_head.",)
 ALIGN_PREFIXES = ("logit_scale",)
@@ -106,11 +114,7 @@ class HFA(SLTMethod):
         from baselines.common.vit import VisionTransformer
 
         # frame level
-        self.vit = VisionTransformer(img_size=cfg.vit_img_size or cfg.img_size,
-                                     patch_size=cfg.patch_size,
-                                     embed_dim=cfg.vit_dim, depth=cfg.vit_depth,
-                                     num_heads=cfg.vit_heads,
-                                     init_values=cfg.vit_init_values)
+        self.vit = VisionTransformer(**self.vit_kwargs(cfg))
         if cfg.vit_init is not None:
             from baselines.common.weights import load_weights
 
@@ -136,12 +140,7 @@ class HFA(SLTMethod):
                                         dropout=cfg.dropout,
                                         layer_scale=cfg.temporal_layer_scale)
         # video level
-        size = mb.MBartSize(d_model=cfg.d_model, encoder_layers=cfg.mbart_layers[0],
-                            decoder_layers=cfg.mbart_layers[1], heads=cfg.mbart_heads,
-                            ffn=cfg.mbart_ffn, dropout=cfg.mbart_dropout,
-                            attention_dropout=cfg.mbart_attention_dropout,
-                            max_positions=cfg.mbart_max_positions)
-        self.mbart = mb.build_mbart(size, cfg.vocab_size, tokenizer, cfg.init)
+        self.mbart = mb.build_mbart(self.mbart_size(cfg), cfg.vocab_size, tokenizer, cfg.init)
         encoder = self.mbart.get_encoder()
         self.text_encoder = copy.deepcopy(encoder)  # frozen ψ_te, with its own embedding
         self.text_encoder.requires_grad_(False)
@@ -173,6 +172,41 @@ class HFA(SLTMethod):
         self._restored = False
         self._text_encoder_synced = False
         self.pretrain_best: dict[str, Any] | None = None
+
+    @classmethod
+    def mbart_size(cls, cfg: HFAConfig) -> mb.MBartSize:
+        """The mBART HFA builds (and its ``init=`` stand-in is trained at)."""
+        return mb.MBartSize(d_model=cfg.d_model, encoder_layers=cfg.mbart_layers[0],
+                            decoder_layers=cfg.mbart_layers[1], heads=cfg.mbart_heads,
+                            ffn=cfg.mbart_ffn, dropout=cfg.mbart_dropout,
+                            attention_dropout=cfg.mbart_attention_dropout,
+                            max_positions=cfg.mbart_max_positions)
+
+    @classmethod
+    def vit_kwargs(cls, cfg: HFAConfig) -> dict[str, Any]:
+        """``VisionTransformer(**kwargs)`` as HFA builds it (and its ``vit_init`` stand-in)."""
+        return {"img_size": cfg.vit_img_size or cfg.img_size, "patch_size": cfg.patch_size,
+                "embed_dim": cfg.vit_dim, "depth": cfg.vit_depth, "num_heads": cfg.vit_heads,
+                "init_values": cfg.vit_init_values}
+
+    @classmethod
+    def standins(cls, profile: str, overrides: Mapping[str, Any]) -> list[StandIn]:
+        """The paper's pretrained parts (issue 20; docs/methods/hfa.md, "Pretrained
+        stand-ins"): ``vit_init`` — a DINOv2-architecture ViT (kind ``vit``) fed the frames HFA
+        feeds it (``img_size``, ImageNet mean / std) and read out at the CLS token, as
+        :meth:`frame_features` does; ``init`` — an mBART denoiser (kind ``mbart``) of the size
+        HFA builds over the run's tokenizer settings, so both load strictly."""
+        base = PAPER_CONFIG if profile == "paper" else HFAConfig()
+        cfg = cls.build_config(base, {k: v for k, v in overrides.items()
+                                      if k not in ("tokenizer", "pseudo_gloss", "train_texts")})
+        vit = {"module": "baselines.common.vit:VisionTransformer", "kwargs": cls.vit_kwargs(cfg),
+               "stream": "frames", "resolution": cfg.img_size,
+               "normalize": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+               "call": "forward_features", "readouts": ["cls"]}
+        mbart = {"vocab_size": cls.tokenizer_vocab_size, "tokenizer_kind": cls.tokenizer_kind,
+                 "size": dataclasses.asdict(cls.mbart_size(cfg))}
+        return [StandIn("vit_init", "vit", vit, paper=PAPER_VIT),
+                StandIn("init", "mbart", mbart, paper=PAPER_MBART)]
 
     # ------------------------------------------------------------------------------ stages
 
