@@ -12,11 +12,12 @@ import time
 from typing import Any, ClassVar
 
 import pytest
+import torch
 
 import baselines
 import harness.pretrain as pt
 from harness.cli import main
-from harness.method import SLTMethod, StandIn, registered
+from harness.method import SLTMethod, Stage, StandIn, registered
 from harness.pretrain.cache import (
     MANIFEST,
     SCHEMA,
@@ -40,11 +41,20 @@ SMALL: dict[str, Any] = {"dataset": "synthetic", "lang": None, "train_size": Non
 
 
 class ToyStandIns(SLTMethod):
-    """Declares the two tiny LM stand-ins (never built: only its class is looked at)."""
+    """Declares the two tiny LM stand-ins. These tests only look at its class, but it is in
+    the registry while the whole suite runs, so commands that build every method (``params``,
+    ``check``) must be able to build it: one linear layer, one stage."""
 
     key = TOY_KEY
     data_defaults: ClassVar[dict[str, dict[str, Any]]] = {
         "tiny": {"train_size": 32, "resolution": 16, "lang": "de"}}
+
+    def __init__(self, profile: str = "tiny", **_: Any) -> None:
+        super().__init__(profile)
+        self.proj = torch.nn.Linear(2, 2)
+
+    def stages(self) -> list[Stage]:
+        return [Stage("train", 1)]
 
     @classmethod
     def standins(cls, profile, overrides):
