@@ -41,7 +41,7 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.data.sample import Sample
-from harness.pretrain.data import PROFILE_DATA  # the per-profile data settings, one layer down
+from harness.pretrain.data import PROFILE_DATA, load_split  # one layer down; the runner re-exports
 from harness.results import atomic_write_json, run_filename, slug, variant_slug, write_run
 
 #: In-memory stream cache limit per run (bytes); samples past it are loaded lazily each time.
@@ -153,25 +153,6 @@ def materialize(samples: Sequence[Sample], streams: Sequence[str], desc: str = "
                           text=s.text, fingerspelling=s.fingerspelling, source=s.source,
                           loaders=loaders))
     return out
-
-
-def load_split(dataset: str, split: str, *, lang: str, size: int | None, resolution: int,
-               seed: int, root: str | Path | None = None,
-               options: Mapping[str, Any] | None = None) -> Sequence[Sample]:
-    """One split: the synthetic corpus takes size/resolution/seed; real datasets are read from
-    ``root`` with the reader's ``options`` (keypoints_dir, labels, require, trust_pickle) and cut
-    to the first ``size`` samples when ``size`` is given."""
-    from harness.data import load_dataset
-
-    if dataset == "synthetic":
-        kw: dict[str, Any] = {"lang": lang, "resolution": resolution, "seed": seed}
-        if size is not None:
-            kw["size"] = size
-        return load_dataset("synthetic", split, **kw)
-    data = load_dataset(dataset, split, root=root, **(options or {}))
-    if size is not None:
-        data = [data[i] for i in range(min(size, len(data)))]
-    return data
 
 
 @dataclass

@@ -43,9 +43,9 @@ def data_setting(name: str, cls: Any, profile: str, explicit: Any = None) -> Any
 def load_split(dataset: str, split: str, *, lang: str, size: int | None, resolution: int,
                seed: int, root: str | Path | None = None,
                options: Mapping[str, Any] | None = None) -> Sequence[Sample]:
-    """One split, read as ``harness.runner.load_split`` reads it: the synthetic corpus takes
-    size / resolution / seed; a real dataset is read from ``root`` with the reader's
-    ``options`` and cut to the first ``size`` samples."""
+    """One split (the runner's and the stand-ins'): the synthetic corpus takes size /
+    resolution / seed; a real dataset is read from ``root`` with the reader's ``options``
+    (keypoints_dir, labels, require, trust_pickle) and cut to the first ``size`` samples."""
     from harness.data import load_dataset
 
     if dataset == "synthetic":
