@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_resume import _results  # per split: outputs bytes, scores, trajectory
 
 CHILD = r"""
 import json, os, signal, sys
@@ -89,20 +90,6 @@ def _child(key: str, out: Path, kill_at: int, resume: bool, log: Path | None) ->
     if proc.returncode not in (0, -signal.SIGKILL):
         raise AssertionError(f"{key}: child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc.returncode
-
-
-def _results(out: Path) -> dict[str, object]:
-    found = {}
-    for run_json in sorted(out.glob("*/*.json")):
-        run = json.loads(run_json.read_text())
-        if not str(run.get("schema", "")).startswith("signbench.run"):
-            continue
-        training = {k: run["training"][k] for k in ("history", "final_losses", "best_dev",
-                                                    "steps", "epochs")}
-        found[run["split"]] = {
-            "outputs": (run_json.parent / run["outputs"]).read_bytes(),
-            "accuracy": run["accuracy"], "control": run.get("control"), "training": training}
-    return found
 
 
 @pytest.mark.slow
