@@ -41,7 +41,11 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.data.sample import Sample
-from harness.pretrain.data import PROFILE_DATA, load_split  # one layer down; the runner re-exports
+from harness.pretrain.data import (  # one layer down; the runner re-exports them
+    PROFILE_DATA,
+    data_setting,
+    load_split,
+)
 from harness.results import atomic_write_json, run_filename, slug, variant_slug, write_run
 
 #: In-memory stream cache limit per run (bytes); samples past it are loaded lazily each time.
@@ -241,14 +245,11 @@ def build_method(key: str, profile: str, resources: TextResources,
 
 
 def _setting(name: str, explicit: Any, cls: Any, method: Any, profile: str) -> Any:
-    if explicit is not None:
-        return explicit
-    if method is not None and getattr(method, name, None) is not None:
+    """``data_setting``, with the built method's own attribute (e.g. ``batch_size``) before
+    the class's data defaults."""
+    if explicit is None and method is not None and getattr(method, name, None) is not None:
         return getattr(method, name)
-    defaults = cls.data_defaults
-    if name in defaults.get(profile, {}):
-        return defaults[profile][name]
-    return PROFILE_DATA[profile].get(name)
+    return data_setting(name, cls, profile, explicit)
 
 
 def standins_enabled(explicit: bool | None) -> bool:
