@@ -13,9 +13,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from baselines.common.llm import resample_tokens
 from baselines.signfuse.cmfa import CMFA
 from baselines.signfuse.hta import HTA, masked_adaptive_pool
-from baselines.signfuse.losses import info_nce, resample_tokens
+from baselines.signfuse.losses import info_nce
 from baselines.signfuse.sla import SLA
 from baselines.signfuse.stgcn import (
     ROOT_JOINT,

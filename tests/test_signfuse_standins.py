@@ -44,7 +44,16 @@ def test_declares_the_papers_pretrained_parts():
     assert res.config["stream"] == "frames" and res.config["call"] == "forward"
     assert lm.config == {"vocab_size": sf.SignFuse.tokenizer_vocab_size,
                          "tokenizer_kind": sf.SignFuse.tokenizer_kind, "profile": "tiny",
-                         "overrides": {}}
+                         "overrides": {},
+                         "prefix": {"tokens": cfg.sign_tokens, "target": cfg.align_target,
+                                    "noise": cfg.llm_pretrain_noise, "prompt": cfg.prompt}}
+    # the prefix follows the method's N_s and alignment target; off: a text-only causal LM
+    interp = {s.field: s for s in sf.SignFuse.standins("tiny", {"align_target": "interp",
+                                                               "sign_tokens": 5})}
+    assert interp["llm_init"].config["prefix"] | {"target": "interp", "tokens": 5} == (
+        interp["llm_init"].config["prefix"])
+    plain = {s.field: s for s in sf.SignFuse.standins("tiny", {"llm_standin_prefix": False})}
+    assert "prefix" not in plain["llm_init"].config
     # overrides flow into the declaration; a stream not in use declares nothing
     small = {s.field: s for s in sf.SignFuse.standins("tiny", SMALL)}
     assert small["resnet_init"].config["kwargs"]["base_width"] == 2

@@ -20,6 +20,9 @@ model to a profile and wraps the calls the methods need:
   row ends at ``eos_id`` (kept) and is padded with ``pad_id`` (:func:`pad_after_eos`). With
   ``bos_id`` ``<s>`` is fed after the prefix (train on ``<s> text </s>``); with ``bos_id=None``
   the first token is predicted from the prefix (train on ``text </s>``).
+* :func:`text_prefix` — a sentence's own input embeddings matched to ``n`` prefix positions
+  (``mean`` or ``interp``, :func:`resample_tokens`): SignFuse's alignment target (eq. 22) and the
+  soft prefix the LLaMA stand-in learns to read (``harness.pretrain.text``).
 * :func:`embed_tokens`, :func:`left_align`, :func:`lora_parameter_names` — helpers.
 
 Design notes: docs/components.md (section "baselines.common.llm").
@@ -194,6 +197,39 @@ def embed_tokens(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
     return lm.get_input_embeddings()(ids)
 
 
+def resample_tokens(e: torch.Tensor, mask: torch.Tensor, n: int) -> torch.Tensor:
+    """(B, L, H) with valid ``mask`` (B, L) → (B, n, H): each sample's valid tokens linearly
+    interpolated to n positions (``align_corners=True``: first and last tokens kept)."""
+    out = []
+    for row, m in zip(e, mask, strict=True):
+        valid = row[m]  # (L_b, H)
+        if valid.shape[0] == 1:
+            out.append(valid.expand(n, -1))
+            continue
+        out.append(F.interpolate(valid.T[None], size=n, mode="linear",
+                                 align_corners=True)[0].T)
+    return torch.stack(out)
+
+
+TEXT_PREFIXES = ("mean", "interp")
+
+
+@torch.no_grad()
+def text_prefix(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, n: int,
+                how: str = "interp") -> torch.Tensor:
+    """The LM's input embeddings of ``ids`` (B, L) (valid ``mask``), without gradient, matched
+    to ``n`` positions (B, n, H) fp32: ``interp`` resamples the valid tokens
+    (:func:`resample_tokens`), ``mean`` repeats their mean n times."""
+    if how not in TEXT_PREFIXES:
+        raise ValueError(f"text_prefix: how must be one of {TEXT_PREFIXES}, got {how!r}")
+    e = embed_tokens(model, ids).float()
+    m = mask.bool()
+    if how == "mean":
+        w = m[..., None].float()
+        return ((e * w).sum(1) / w.sum(1).clamp_min(1.0))[:, None].expand(-1, n, -1)
+    return resample_tokens(e, m, n)
+
+
 def _check_prefix(lm: LlamaForCausalLM, prefix_embeds: torch.Tensor, prefix_mask: torch.Tensor,
                   fn: str) -> torch.Tensor:
     h = lm.config.hidden_size
@@ -323,6 +359,7 @@ __all__ = [
     "LLAMA2_VOCAB",
     "LLAMA_TINY",
     "PROFILES",
+    "TEXT_PREFIXES",
     "add_lora",
     "build_llama",
     "embed_tokens",
@@ -333,4 +370,6 @@ __all__ = [
     "pad_after_eos",
     "paper_llm_figure",
     "prefix_lm_loss",
+    "resample_tokens",
+    "text_prefix",
 ]

@@ -78,6 +78,10 @@ class SignFuseConfig:
     #: "Pretrained stand-ins")
     stgcn_init: str | None = None
     stgcn_standin: bool = False
+    #: the ``llama`` stand-in learns to read a soft prefix too (the sentence's own embeddings as
+    #: ``align_target`` gives them, N_s tokens, noise ``llm_pretrain_noise``, then the prompt):
+    #: what a real LLaMA-2 can and a text-only stand-in cannot (docs: "Pretrained stand-ins")
+    llm_standin_prefix: bool = True
     # ablations
     streams: str = "both"
     fusion: str = "cmfa"

@@ -1,9 +1,8 @@
 """SignFuse's training objectives' building blocks (Sec. 3.7, eqs. 21–22).
 
 * ``info_nce`` (eq. 21): symmetric InfoNCE on cosine similarities with a fixed τ;
-* ``resample_tokens``: the ``interp`` alignment target of eq. 22 — a sentence's valid text
-  embeddings linearly interpolated to N_s positions (sign token i ↔ the text at relative
-  position i / N_s, a monotonic alignment).
+* the ``interp`` / ``mean`` alignment target of eq. 22 is ``baselines.common.llm.text_prefix``
+  (shared with the LLaMA stand-in, which learns to read it).
 
 The model (``baselines.signfuse.model``) combines them into L_contra, L_align and eq. 23; why the
 alignment target and the distance are what they are: ``docs/methods/signfuse.md``.
@@ -22,18 +21,4 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float = 0.07) -> tor
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
 
-def resample_tokens(e: torch.Tensor, mask: torch.Tensor, n: int) -> torch.Tensor:
-    """(B, L, H) with valid ``mask`` (B, L) → (B, n, H): each sample's valid tokens linearly
-    interpolated to n positions (``align_corners=True``: first and last tokens kept)."""
-    out = []
-    for row, m in zip(e, mask, strict=True):
-        valid = row[m]  # (L_b, H)
-        if valid.shape[0] == 1:
-            out.append(valid.expand(n, -1))
-            continue
-        out.append(F.interpolate(valid.T[None], size=n, mode="linear",
-                                 align_corners=True)[0].T)
-    return torch.stack(out)
-
-
-__all__ = ["info_nce", "resample_tokens"]
+__all__ = ["info_nce"]

@@ -35,7 +35,7 @@ from baselines.signfuse.config import (
     base_config,
 )
 from baselines.signfuse.hta import HTA
-from baselines.signfuse.losses import info_nce, resample_tokens
+from baselines.signfuse.losses import info_nce
 from baselines.signfuse.masks import masked_mean
 from baselines.signfuse.sla import SLA
 from baselines.signfuse.stgcn import STGCN
@@ -141,7 +141,8 @@ class SignFuse(SLTMethod):
         depth, on the uint8 frames standardised with the ImageNet mean / std at the profile's
         resolution, read through ``forward`` = the pooled features) and the LLaMA-2 backbone
         (``llm_init``, kind ``llama``: ``llm_profile`` + ``llm_overrides``, the runner's
-        tokenizer vocabulary). A stream not in use (``streams``) declares nothing; the ST-GCN
+        tokenizer vocabulary; with ``llm_standin_prefix`` it also learns to read N_s soft-prefix
+        tokens before the prompt). A stream not in use (``streams``) declares nothing; the ST-GCN
         starts random, as in the paper, unless ``stgcn_standin`` (an ablation: kind
         ``keypoint``, ``stgcn_init``) (docs/methods/signfuse.md, "Pretrained stand-ins")."""
         cfg = cls.build_config(base_config(profile), overrides)
@@ -165,10 +166,13 @@ class SignFuse(SLTMethod):
                            "hand_gain": cfg.skeleton_hand_gain},
                 "stream": "keypoints", "call": "forward"},
                 paper="none (the paper's ST-GCN starts random)"))
-        out.append(StandIn("llm_init", "llama", {
-            "vocab_size": cls.tokenizer_vocab_size, "tokenizer_kind": cls.tokenizer_kind,
-            "profile": cfg.llm_profile, "overrides": dict(cfg.llm_overrides)},
-            paper="LLaMA-2 7B (meta-llama/Llama-2-7b-hf)"))
+        llama = {"vocab_size": cls.tokenizer_vocab_size, "tokenizer_kind": cls.tokenizer_kind,
+                 "profile": cfg.llm_profile, "overrides": dict(cfg.llm_overrides)}
+        if cfg.llm_standin_prefix:
+            llama["prefix"] = {"tokens": cfg.sign_tokens, "target": cfg.align_target,
+                               "noise": cfg.llm_pretrain_noise, "prompt": cfg.prompt}
+        out.append(StandIn("llm_init", "llama", llama,
+                           paper="LLaMA-2 7B (meta-llama/Llama-2-7b-hf)"))
         return out
 
     def pretrained_streams(self) -> tuple[str, ...]:
@@ -355,12 +359,8 @@ class SignFuse(SLTMethod):
     def align_target(self, batch: Batch) -> torch.Tensor:
         """sg(E_text) matched to the N_s sign tokens (B, N_s, d_LLM) (``align_target``)."""
         ids, mask = self._text(batch)
-        n = self.config.sign_tokens
-        with torch.no_grad():
-            e_text = self._llm_lib.embed_tokens(self.llm, ids).float()
-            if self.config.align_target == "mean":
-                return masked_mean(e_text, mask)[:, None].expand(-1, n, -1)
-            return resample_tokens(e_text, mask, n)
+        return self._llm_lib.text_prefix(self.llm, ids, mask, self.config.sign_tokens,
+                                         self.config.align_target)
 
     def align_loss(self, e_sign: torch.Tensor, batch: Batch) -> torch.Tensor:
         """‖E_sign − sg(E_text)‖²: the squared L2 norm of each token's difference (sum over

@@ -5,9 +5,12 @@ the method builds (``baselines.common.llm.build_llama`` / ``baselines.common.mba
 and save a Hugging Face folder with the tokenizer beside it (``tokenizer.json``, readable by
 ``TextTokenizer.from_pretrained_dir``), so ``llm_init=`` / ``init=`` load it like a real
 checkpoint. ``llama``: next-token prediction on ``<s> text </s>`` (the framing SignFuse and
-SignBind train and decode with). ``mbart``: mBART's denoising (Liu et al. 2020) — sentence
-permutation, then text infilling of Poisson(3.5) word spans covering 35 % of the words, each span
-one ``<mask>``; the decoder reconstructs ``<s> text </s>``. Details: docs/pretrain.md.
+SignBind train and decode with); with a ``prefix`` config, behind a noisy soft prefix made of the
+sentence's own embeddings (a real LLaMA reads content placed in its embedding space; a stand-in
+trained on text alone never looks before ``<s>``). ``mbart``: mBART's denoising (Liu et al.
+2020) — sentence permutation, then text infilling of Poisson(3.5) word spans covering 35 % of the
+words, each span one ``<mask>``; the decoder reconstructs ``<s> text </s>``.
+Details: docs/pretrain.md.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import contextlib
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +40,11 @@ MBART_RECIPE = Recipe(epochs=5, lr=3e-3, batch_size=32,
                                "permute_sentences": True})
 #: the infilling token the mBART stand-in's tokenizer adds after its trained vocabulary
 MASK = "<mask>"
-LLAMA_KEYS = ("vocab_size", "tokenizer_kind", "profile", "overrides")
+LLAMA_KEYS = ("vocab_size", "tokenizer_kind", "profile", "overrides", "prefix")
+#: the ``llama`` kind's ``prefix`` keys: positions, how they are made from the sentence
+#: (``baselines.common.llm.text_prefix``), noise std relative to the prefix's std, and the text
+#: the method puts between the prefix and ``<s>`` (its prompt; "" for none)
+PREFIX_KEYS = ("tokens", "target", "noise", "prompt")
 MBART_KEYS = ("vocab_size", "tokenizer_kind", "size")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])")
 #: intra-op threads of the LM trainers (tiny models: one is fastest on a shared CPU)
@@ -138,11 +145,81 @@ def train_llama(standin: StandIn, data: PretrainData, out_dir: Path, *, recipe: 
         return _train_llama(standin, data, out_dir, recipe, progress)
 
 
+@dataclass(frozen=True)
+class SoftPrefix:
+    """The ``llama`` stand-in's soft prefix (config ``prefix``; :data:`PREFIX_KEYS`)."""
+
+    tokens: int
+    target: str = "interp"
+    noise: float = 0.5
+    prompt: str = ""
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None, field: str) -> SoftPrefix | None:
+        if config is None:
+            return None
+        from baselines.common.llm import TEXT_PREFIXES
+
+        unknown = sorted(set(config) - set(PREFIX_KEYS))
+        if unknown or "tokens" not in config:
+            raise ValueError(f"stand-in {field!r} (llama): prefix needs 'tokens' and only "
+                             f"{list(PREFIX_KEYS)}; got {sorted(config)}")
+        out = cls(int(config["tokens"]), str(config.get("target", "interp")),
+                  float(config.get("noise", 0.5)), str(config.get("prompt", "")))
+        if out.tokens < 1 or out.noise < 0 or out.target not in TEXT_PREFIXES:
+            raise ValueError(f"stand-in {field!r} (llama): prefix tokens must be >= 1, noise "
+                             f">= 0 and target one of {TEXT_PREFIXES}; got {dict(config)}")
+        return out
+
+
+def prefix_loss(model: Any, tokenizer: TextTokenizer, batch: Mapping[str, torch.Tensor],
+                prefix: SoftPrefix, generator: torch.Generator | None = None,
+                shuffle: bool = False) -> torch.Tensor:
+    """Causal-LM loss on ``batch``'s ``<s> text </s>`` behind [soft prefix; prompt]: the
+    sentence's embeddings matched to ``prefix.tokens`` positions plus Gaussian noise (std
+    ``noise`` × the prefix's std; none without ``generator``). ``shuffle`` gives each row the
+    next row's prefix (the control: how much the loss owes to the prefix)."""
+    from baselines.common.llm import embed_tokens, prefix_lm_loss, text_prefix
+
+    ids, mask = batch["input_ids"], batch["attention_mask"].bool()
+    soft = text_prefix(model, ids, mask, prefix.tokens, prefix.target)
+    if generator is not None and prefix.noise > 0:
+        noise = torch.randn(soft.shape, generator=generator, dtype=soft.dtype)
+        soft = soft + noise * (prefix.noise * soft.std())
+    if shuffle:
+        soft = soft.roll(1, dims=0)
+    parts = [soft]
+    if prefix.prompt:
+        prompt = torch.tensor(tokenizer.encode(prefix.prompt, add_special=False))
+        parts.append(embed_tokens(model, prompt[None].expand(ids.shape[0], -1)).float())
+    x = torch.cat(parts, dim=1)
+    return prefix_lm_loss(model, x, torch.ones(x.shape[:2], dtype=torch.bool), ids, mask)
+
+
+def prefix_eval(model: Any, tokenizer: TextTokenizer, texts: Sequence[str], prefix: SoftPrefix,
+                batch_size: int = 64) -> dict[str, float]:
+    """Token-mean loss behind the noise-free prefix of each text (``own``) and of another
+    text (``shuffled``): eval mode, no grad, batches of one skipped for ``shuffled``."""
+    model.eval()
+    sums = {"own": 0.0, "shuffled": 0.0}
+    counts = {"own": 0.0, "shuffled": 0.0}
+    with torch.no_grad():
+        for i in range(0, len(texts), batch_size):
+            batch = llama_batch(tokenizer, texts[i:i + batch_size])
+            n = float(batch["attention_mask"].sum())
+            for key in ("own", "shuffled") if len(batch["input_ids"]) > 1 else ("own",):
+                loss = prefix_loss(model, tokenizer, batch, prefix, shuffle=key == "shuffled")
+                sums[key] += float(loss) * n
+                counts[key] += n
+    return {k: sums[k] / max(counts[k], 1.0) for k in sums}
+
+
 def _train_llama(standin: StandIn, data: PretrainData, out_dir: Path, recipe: Recipe,
                  progress: bool) -> TrainReport:
     from baselines.common.llm import build_llama
 
     config = _check_keys(standin, LLAMA_KEYS)
+    prefix = SoftPrefix.from_config(config.get("prefix"), standin.field)
     overrides = dict(config.get("overrides") or {})
     tokenizer = _tokenizer(config, data)
     torch.manual_seed(recipe.seed)
@@ -152,19 +229,31 @@ def _train_llama(standin: StandIn, data: PretrainData, out_dir: Path, recipe: Re
         setattr(model.generation_config, f"{name}_token_id", getattr(tokenizer, f"{name}_id"))
     texts = list(data.texts)
     max_len = int(recipe.options.get("max_len", 128))
-    initial = llama_loss(model, tokenizer, texts)
+    generator = torch.Generator().manual_seed(recipe.seed)
+
+    def evaluate() -> dict[str, float]:
+        if prefix is None:
+            return {"text": llama_loss(model, tokenizer, texts)}
+        return prefix_eval(model, tokenizer, texts, prefix)
 
     def loss_fn(idx: list[int], epoch: int) -> torch.Tensor:
-        return model(**llama_batch(tokenizer, [texts[i] for i in idx], max_len)).loss
+        batch = llama_batch(tokenizer, [texts[i] for i in idx], max_len)
+        if prefix is None:
+            return model(**batch).loss
+        return prefix_loss(model, tokenizer, batch, prefix, generator)
 
+    initial = evaluate()
     steps, epochs = fit(model, len(texts), loss_fn, recipe, progress=progress,
                         desc=f"pretrain {standin.field} (llama)")
-    final = llama_loss(model, tokenizer, texts)
+    final = evaluate()
     _save(model, tokenizer, out_dir, progress)
+    key = "text" if prefix is None else "own"
+    extra: dict[str, Any] = {"vocab_size": len(tokenizer), "tokenizer_kind": tokenizer.kind,
+                             "eval_loss": {"initial": initial[key], "final": final[key]}}
+    if prefix is not None:
+        extra["prefix_loss"] = {"initial": initial, "final": final}
     return TrainReport(step_losses=steps, epoch_losses=epochs,
-                       parameters=count_parameters(model),
-                       extra={"vocab_size": len(tokenizer), "tokenizer_kind": tokenizer.kind,
-                              "eval_loss": {"initial": initial, "final": final}})
+                       parameters=count_parameters(model), extra=extra)
 
 
 # ------------------------------------------------------------------------------------- mBART
