@@ -443,27 +443,49 @@ def teacher_forced_ce(m, samples, videos, tok) -> float:
         return float(m.translation_step(v)["loss_slt"])
 
 
-def test_finetuning_learns_a_video_dependent_mapping(corpus):
-    """The pipeline reads the video: after 40 fine-tuning steps on 8 fixed samples, the
-    teacher-forced LM loss of each sentence is clearly lower with its own video than with another
-    sample's (a cyclic shift of the videos); before training the two are equal. It fails when
-    the decoder cannot tell the videos apart (measured: with every sample given the first
-    sample's Z, own / other = 0.67 > 0.6; intact 0.48), e.g. a constant ``video_inputs``, an
-    all-False encoder mask, or features mixed up across the batch in ``frame_features``."""
+def video_dependence(corpus, seed: int, *, constant_video: bool = False) -> float:
+    """own / other teacher-forced LM loss after 120 fine-tuning steps on 8 fixed samples, with
+    the training RNG (decoder-token dropout) seeded by ``seed``: ``own`` reads each sentence
+    from its own video, ``other`` from the next sample's (a cyclic shift). ``constant_video``
+    trains on every sample given the first sample's video (a pipeline that cannot tell the
+    videos apart)."""
     train, _, tok, _ = corpus
     samples = train[:8]
     shifted = samples[1:] + samples[:1]
-    m = make(corpus, label_smoothing=0.0, decoder_token_dropout=0.3)
+    m = make(corpus, label_smoothing=0.0, decoder_token_dropout=0.5)
     own0, other0 = (teacher_forced_ce(m, samples, v, tok) for v in (samples, shifted))
-    assert abs(own0 - other0) < 0.05 * own0, (own0, other0)
+    assert abs(own0 - other0) < 0.05 * own0, (own0, other0)  # untrained: the video is noise
     stage = m.stages()[-1]
     assert stage.name == hfa.FINETUNE_ALL_STAGE
     m.apply_stage(stage)
     b = batch_of(samples, tok)
+    if constant_video:
+        v = batch_of(samples[:1] * len(samples), tok)
+        v.text_ids, v.text_mask, v.texts = b.text_ids, b.text_mask, b.texts
+        b = v
+    torch.manual_seed(seed)
     losses = train_steps(m, stage, [b], 120, lr=3e-3)
     assert np.mean(losses[-4:]) < 0.5 * np.mean(losses[:4]), losses
     own, other = (teacher_forced_ce(m, samples, v, tok) for v in (samples, shifted))
-    assert own < 0.6 * other, (own, other)
+    return own / other
+
+
+def test_finetuning_learns_a_video_dependent_mapping(corpus):
+    """The pipeline reads the video: after fine-tuning on 8 fixed samples, the teacher-forced LM
+    loss of each sentence is clearly lower with its own video than with another sample's. One
+    run's ratio depends on the dropout RNG stream (measured over 5 streams: 0.26-0.56), so the
+    test averages 3 (measured mean 0.32). It fails when the decoder cannot tell the videos apart
+    (``test_video_dependence_fails_without_distinct_videos``), e.g. a constant ``video_inputs``,
+    an all-False encoder mask, or features mixed up across the batch in ``frame_features``."""
+    ratios = [video_dependence(corpus, seed) for seed in (0, 1, 2)]
+    assert np.mean(ratios) < 0.6, ratios
+
+
+def test_video_dependence_fails_without_distinct_videos(corpus):
+    """The control of the test above: trained on one video for all 8 sentences, the decoder
+    learns a text-only LM, and own / other stays near 1 (well above the 0.6 bound)."""
+    ratio = video_dependence(corpus, 0, constant_video=True)
+    assert ratio > 0.8, ratio
 
 
 def test_decoder_token_dropout_masks_only_decoder_inputs(corpus):
