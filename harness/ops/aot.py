@@ -164,14 +164,14 @@ def _hyper(dt: str) -> Iterator[Variant]:
                 **_ptrs("fv_ptr fk_ptr gamma_ptr beta_ptr out_ptr", dt),
                 **_ptrs("w_ptr b_ptr", "fp32"), **stats, **_scalars("rows d", "i32"),
                 "eps": "fp32"}, {"ACT": act, "BLOCK_M": block_m, "BLOCK_D": block_d}, warps)
-            block_d, block_m, warps = hyper._row_launch(d, 2048)
+            block_d, block_m, warps = hyper._row_launch(d, 2048, hyper.BWD_PER_THREAD)
             yield _variant("hyper_modulate", hyper._hyper_bwd_kernel, dt, {
                 **_ptrs("dout_ptr fv_ptr fk_ptr gamma_ptr beta_ptr dfv_ptr dfk_ptr dgamma_ptr "
                         "dbeta_ptr", dt),
                 **_ptrs("w_ptr b_ptr dw_part_ptr db_part_ptr", "fp32"), **stats,
                 **_scalars("rows d rows_per_program", "i32")},
                 {"ACT": act, "BLOCK_M": block_m, "BLOCK_D": block_d}, warps)
-        block_d, block_m, warps = hyper._row_launch(d, 4096)
+        block_d, block_m, warps = hyper._row_launch(d, hyper.ROW_STATS_BUDGET)
         yield _variant("HyperFusion", hyper._row_stats_kernel, dt, {
             **_ptrs("fv_ptr fk_ptr", dt), **stats, **_scalars("rows d", "i32"), "eps": "fp32"},
             {"BLOCK_M": block_m, "BLOCK_D": block_d}, warps)
@@ -209,7 +209,7 @@ def _attention(dt: str) -> Iterator[Variant]:
     stats = _ptrs("LSE Delta", "fp32")
     for dh in SHAPES["attention"]["dh"]:
         bm, bn, bd, precision = attention.triton_config(dh, dtype, cuda=True)
-        warps = attention.triton_warps(dtype, cuda=True)
+        warps = attention.triton_warps(dh, dtype, cuda=True)
         for has_mask in (False, True):
             for windowed in (False, True):
                 cx = {"HAS_MASK": has_mask, "WINDOWED": windowed, "PRECISION": precision,

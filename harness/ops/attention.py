@@ -126,6 +126,22 @@ if triton is not None:
         return allowed
 
     @triton.jit
+    def _allowed_block_t(
+        offs_n, offs_m, Tk, mask_row_ptr, half_window, HAS_MASK: tl.constexpr,
+        WINDOWED: tl.constexpr,
+    ):
+        """(BLOCK_N, BLOCK_M) bool: :func:`_allowed_block` transposed (keys on rows)."""
+        n_valid = offs_n < Tk
+        allowed = n_valid[:, None] & (offs_m[None, :] >= 0)
+        if HAS_MASK:
+            km = tl.load(mask_row_ptr + offs_n, mask=n_valid, other=0)
+            allowed = allowed & (km != 0)[:, None]
+        if WINDOWED:
+            diff = offs_m[None, :] - offs_n[:, None]
+            allowed = allowed & (diff <= half_window) & (diff >= -half_window)
+        return allowed
+
+    @triton.jit
     def _band_range(pid, BLOCK_OWN: tl.constexpr, BLOCK_OTHER: tl.constexpr, half_window, limit,
                     WINDOWED: tl.constexpr):
         """[lo, hi) of the other axis that block ``pid`` of BLOCK_OWN rows can see: everything
@@ -218,19 +234,23 @@ if triton is not None:
         for start_m in range(lo, hi, BLOCK_M):
             offs_m = start_m + tl.arange(0, BLOCK_M)
             m_valid = offs_m < Tq
-            qo_mask = m_valid[:, None] & d_valid[None, :]
-            q = tl.load(q_base + offs_m[:, None] * dh + offs_d[None, :], mask=qo_mask, other=0.0)
-            do = tl.load(do_base + offs_m[:, None] * dh + offs_d[None, :], mask=qo_mask, other=0.0)
+            # Everything in the key-major orientation (BLOCK_N, BLOCK_M): Pᵀ and dSᵀ come out of
+            # the dots already transposed, so no computed tile is transposed (in fp32's FMA
+            # layout that went through local memory: thousands of spill bytes on sm_80 / sm_90).
+            qt = tl.load(q_base + offs_m[None, :] * dh + offs_d[:, None],
+                         mask=d_valid[:, None] & m_valid[None, :], other=0.0)  # (BLOCK_D, BLOCK_M)
+            do = tl.load(do_base + offs_m[:, None] * dh + offs_d[None, :],
+                         mask=m_valid[:, None] & d_valid[None, :], other=0.0)
             lse = tl.load(LSE + row_base + offs_m, mask=m_valid, other=float("inf"))
             delta = tl.load(Delta + row_base + offs_m, mask=m_valid, other=0.0)
-            s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale  # (BLOCK_M, BLOCK_N)
-            allowed = _allowed_block(offs_m, offs_n, Tk, mask_row, half_window, HAS_MASK, WINDOWED)
-            allowed = allowed & m_valid[:, None]
-            p = tl.where(allowed, tl.exp(s - lse[:, None]), 0.0)
-            dv += tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=PRECISION)
-            dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
-            ds = p * (dp - delta[:, None])
-            dk += tl.dot(tl.trans(ds.to(q.dtype)), q, input_precision=PRECISION)
+            st = tl.dot(k, qt, input_precision=PRECISION) * scale  # Sᵀ (BLOCK_N, BLOCK_M)
+            allowed = _allowed_block_t(offs_n, offs_m, Tk, mask_row, half_window, HAS_MASK,
+                                       WINDOWED) & m_valid[None, :]
+            pt = tl.where(allowed, tl.exp(st - lse[None, :]), 0.0)
+            dv += tl.dot(pt.to(do.dtype), do, input_precision=PRECISION)
+            dpt = tl.dot(v, tl.trans(do), input_precision=PRECISION)
+            dst = pt * (dpt - delta[None, :])
+            dk += tl.dot(dst.to(qt.dtype), tl.trans(qt), input_precision=PRECISION)
         dk = dk * scale
         tl.store(DK + kv_off, dk.to(DK.dtype.element_ty), mask=kv_mask)
         tl.store(DV + kv_off, dv.to(DV.dtype.element_ty), mask=kv_mask)
@@ -279,23 +299,30 @@ def _triton_config(q: torch.Tensor) -> tuple[int, int, int, str]:
     return triton_config(q.shape[-1], q.dtype, q.is_cuda)
 
 
-def triton_warps(dtype: torch.dtype, cuda: bool) -> int:
-    """num_warps of the three kernels: 8 for fp16 / bf16 on a GPU (with 4, the backward kernels
-    spill on sm_80 / sm_90, ``signbench kernels compile``)."""
-    return 8 if cuda and dtype != torch.float32 else 4
+def triton_warps(dh: int, dtype: torch.dtype, cuda: bool) -> int:
+    """num_warps of the three kernels: 8 on a GPU (with 4, the backward kernels spill on
+    sm_80 / sm_90, ``signbench kernels compile``), except 4 for fp16 / bf16 at dh ≤ 16, whose
+    64 × 32 tiles spill the dK / dV kernel on 8 (ptxas caps it at 128 registers)."""
+    if not cuda:
+        return 4
+    return 4 if dtype != torch.float32 and dh <= 16 else 8
 
 
 def triton_config(dh: int, dtype: torch.dtype, cuda: bool) -> tuple[int, int, int, str]:
-    """(BLOCK_M, BLOCK_N, BLOCK_D, dot precision) of every kernel for head dim ``dh``."""
+    """(BLOCK_M, BLOCK_N, BLOCK_D, dot precision) of every kernel for head dim ``dh``.
+
+    fp32 runs its dots in IEEE precision (FMA, operands held in registers), so its tiles are
+    32 × 32: at 64 × 64 (or 64 × 32 for dh = 128) the three kernels spill on sm_80 / sm_90. For
+    fp16 / bf16, 64 × 64 spilled the dK / dV kernel at dh = 64 on sm_80; 64 × 32 up to
+    dh = 128 does not (with :func:`triton_warps`' warps).
+    """
     block_d = max(16, triton.next_power_of_2(dh))
     if not cuda:  # interpreter: small blocks so short test sequences still span several
         block_m = block_n = 16
-    elif block_d <= 64:
-        block_m, block_n = 64, 64
-    elif block_d <= 128:
-        block_m, block_n = 64, 32
+    elif dtype == torch.float32 or block_d > 128:
+        block_m = block_n = 32
     else:
-        block_m, block_n = 32, 32
+        block_m, block_n = 64, 32
     precision = "ieee" if dtype == torch.float32 else "tf32"
     return block_m, block_n, block_d, precision
 
@@ -317,7 +344,7 @@ def _fwd_triton(q, k, v, key_mask, half_window):
         q, k, v, _mask_arg(key_mask, q), out, lse, H, Tq, Tk, dh, 1.0 / math.sqrt(dh),
         max(half_window, 0), HAS_MASK=key_mask is not None, WINDOWED=half_window >= 0,
         PRECISION=precision, BLOCK_M=bm, BLOCK_N=bn, BLOCK_D=bd,
-        num_warps=triton_warps(q.dtype, q.is_cuda),
+        num_warps=triton_warps(dh, q.dtype, q.is_cuda),
     )
     return out, lse
 
@@ -331,7 +358,7 @@ def _bwd_triton(q, k, v, key_mask, half_window, out, lse, dout):
     mask = _mask_arg(key_mask, q)
     common = dict(
         HAS_MASK=key_mask is not None, WINDOWED=half_window >= 0, PRECISION=precision,
-        BLOCK_M=bm, BLOCK_N=bn, BLOCK_D=bd, num_warps=triton_warps(q.dtype, q.is_cuda),
+        BLOCK_M=bm, BLOCK_N=bn, BLOCK_D=bd, num_warps=triton_warps(dh, q.dtype, q.is_cuda),
     )
     scale, hw = 1.0 / math.sqrt(dh), max(half_window, 0)
     _attn_bwd_dkdv_kernel[(triton.cdiv(Tk, bn), B * H)](

@@ -283,13 +283,23 @@ if triton is not None:
         tl.store(out_ptr + offs, out.to(out_ptr.dtype.element_ty), mask=mask)
 
 
-def _row_launch(d: int, budget: int) -> tuple[int, int, int]:
-    """(BLOCK_D, BLOCK_M, num_warps): whole row per program, a few rows when d is small."""
+#: elements per program of the row-statistics kernel: 16 × 256 on 8 warps spilled in fp16 on
+#: sm_90 (signbench kernels compile); 8 × 256 on 4 warps does not
+ROW_STATS_BUDGET = 2048
+
+
+def _row_launch(d: int, budget: int, per_thread: int = 16) -> tuple[int, int, int]:
+    """(BLOCK_D, BLOCK_M, num_warps): whole row per program, a few rows when d is small, and
+    enough warps (4-16) for about ``per_thread`` elements of each row tile per thread."""
     block_d = triton.next_power_of_2(d)
     block_m = max(1, min(16, budget // block_d))
-    elems = block_m * block_d
-    num_warps = 4 if elems <= 2048 else 8 if elems <= 4096 else 16  # ≤ ~16 elements/thread
-    return block_d, block_m, num_warps
+    warps = block_m * block_d // (32 * per_thread)
+    return block_d, block_m, min(16, max(4, triton.next_power_of_2(max(warps, 1))))
+
+
+#: elements per thread of the backward kernel, which holds about twice the forward's row tiles
+#: (16 spilled 52 bytes with the GELU derivative at d = 1024 on sm_90)
+BWD_PER_THREAD = 8
 
 
 def _triton_check(fv: torch.Tensor, d: int) -> None:
@@ -330,7 +340,7 @@ def _hyper_bwd_triton(dout, fv, fk, gamma, beta, w, b, mean, rstd, act):
     rows_per_program = triton.cdiv(rows, programs)
     dw_part = torch.empty((programs, d), device=fv.device, dtype=torch.float32)
     db_part = torch.empty_like(dw_part)
-    block_d, block_m, warps = _row_launch(d, 2048)
+    block_d, block_m, warps = _row_launch(d, 2048, BWD_PER_THREAD)
     _hyper_bwd_kernel[(programs,)](
         dout, fv, fk, gamma, beta, w, b, mean, rstd, dfv, dfk, dgamma, dbeta, dw_part, db_part,
         rows, d, rows_per_program,
@@ -510,7 +520,7 @@ def _row_stats_triton(fv: torch.Tensor, fk: torch.Tensor, eps: float):
     rows, d = fv.shape
     mean = torch.empty(rows, device=fv.device, dtype=torch.float32)
     rstd = torch.empty_like(mean)
-    block_d, block_m, warps = _row_launch(d, 4096)
+    block_d, block_m, warps = _row_launch(d, ROW_STATS_BUDGET)
     _row_stats_kernel[(triton.cdiv(rows, block_m),)](
         fv, fk, mean, rstd, rows, d, float(eps), BLOCK_M=block_m, BLOCK_D=block_d,
         num_warps=warps,
