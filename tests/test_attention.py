@@ -198,6 +198,31 @@ def test_non_contiguous_inputs(backend):
     torch.testing.assert_close(out, want, **TOL[torch.float32])
 
 
+@pytest.mark.parametrize("window", [None, 5])
+@pytest.mark.parametrize("dout_layout", ["interleaved", "contiguous"])
+def test_native_reads_split_heads_in_place(window, dout_layout):
+    """The fp32 CPU kernels take (B, T, H, d_h) memory seen as (B, H, T, d_h) without copies:
+    forward and backward match the reference (keys past one 64-key block, masked keys, an
+    empty row), the gradients keep the inputs' layout, and a dout in the other layout is taken."""
+    _backend("native")
+    B, H, Tk, dh = 3, 4, 70, 24
+    Tq = Tk if window else 53  # a window is self-attention
+    gen = torch.Generator().manual_seed(11)
+    q, k, v = (torch.randn(B, T, H, dh, generator=gen).transpose(1, 2) for T in (Tq, Tk, Tk))
+    dout = torch.randn(B, Tq, H, dh, generator=gen).transpose(1, 2)
+    if dout_layout == "contiguous":
+        dout = dout.contiguous()
+    mask = _mask(B, Tk, "edge")
+    got = _run("native", q, k, v, dout, mask, window)
+    want = _run("torch", q.contiguous(), k.contiguous(), v.contiguous(), dout, mask, window)
+    torch.testing.assert_close(got[0], want[0], **TOL[torch.float32])
+    assert got[0].transpose(1, 2).is_contiguous()  # written in place of a (B, T, H, d_h) tensor
+    for g, w, x, name in zip(got[1:], want[1:], (q, k, v), "qkv", strict=True):
+        assert g.stride() == x.stride(), f"d{name} strides {g.stride()} != {x.stride()}"
+        torch.testing.assert_close(g, w, **GRAD_TOL[torch.float32],
+                                   msg=lambda m, n=name: f"d{n}: {m}")
+
+
 # --- errors -----------------------------------------------------------------------------------
 
 

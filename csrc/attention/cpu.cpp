@@ -13,6 +13,10 @@
 // intersect the band are visited. The GEMMs come from csrc/cpu_tile.h, compiled for AVX-512 /
 // AVX2 / baseline and picked at load time.
 //
+// The fp32 kernels also take the heads-interleaved layout (B, T, H, d_h) -- what splitting the
+// heads of a (B, T, H * d_h) projection gives -- so the caller needs no transposing copies: a head's
+// rows are then H * d_h apart instead of d_h (`Layout`).
+//
 // fp64 (tests, gradcheck) keeps the simple reference-like loop: one query row at a time with the
 // same online softmax, OpenMP over (b, h).
 #include <algorithm>
@@ -143,6 +147,17 @@ void backward_impl(const T* q, const T* k, const T* v, const std::uint8_t* mask,
 
 // ------------------------------------------------------------------------------- fp32 tiles
 
+// Where head (b, h)'s rows lie: row t at base(bh) + t * row, the d_h elements of a row contiguous.
+struct Layout {
+  std::int64_t H, T, dh;
+  bool interleaved;  // (B, T, H, d_h) memory, else (B, H, T, d_h)
+  std::int64_t row() const { return interleaved ? H * dh : dh; }
+  std::int64_t base(std::int64_t bh) const {
+    const std::int64_t b = bh / H, h = bh % H;
+    return interleaved ? b * T * H * dh + h * dh : bh * T * dh;
+  }
+};
+
 constexpr std::int64_t kBM = 48;  // query rows per block (a multiple of the 12-row micro-tile)
 constexpr std::int64_t kBN = 64;  // keys per block (multiple of tile::kNR)
 
@@ -155,24 +170,24 @@ inline void valid_keys(const std::uint8_t* mb, std::int64_t lo, std::int64_t hi,
   }
 }
 
-// Gather the rows idx[0:nk) of a (Tk, dh) head, times `mul`, transposed into one (dh, kBN)
-// panel per key block (zero padded).
-SIGNBENCH_INLINE void pack_keys(const float* src, const std::int32_t* idx, std::int64_t nk,
-                                std::int64_t dh, float mul, float* panels) {
+// Gather the rows idx[0:nk) of a head (rows `rs` apart, dh wide), times `mul`, transposed into
+// one (dh, kBN) panel per key block (zero padded).
+SIGNBENCH_INLINE void pack_keys(const float* src, std::int64_t rs, const std::int32_t* idx,
+                                std::int64_t nk, std::int64_t dh, float mul, float* panels) {
   const std::int64_t nkb = (nk + kBN - 1) / kBN;
   std::fill(panels, panels + nkb * dh * kBN, 0.0f);
   for (std::int64_t jj = 0; jj < nk; ++jj) {
-    const float* row = src + static_cast<std::int64_t>(idx[jj]) * dh;
+    const float* row = src + static_cast<std::int64_t>(idx[jj]) * rs;
     float* p = panels + (jj / kBN) * dh * kBN + (jj % kBN);
     for (std::int64_t d = 0; d < dh; ++d) p[d * kBN] = row[d] * mul;
   }
 }
 
 // The same rows, row-major (nk, dhp) with zero padded columns.
-SIGNBENCH_INLINE void pack_rows(const float* src, const std::int32_t* idx, std::int64_t nk,
-                                std::int64_t dh, std::int64_t dhp, float* rows) {
+SIGNBENCH_INLINE void pack_rows(const float* src, std::int64_t rs, const std::int32_t* idx,
+                                std::int64_t nk, std::int64_t dh, std::int64_t dhp, float* rows) {
   for (std::int64_t jj = 0; jj < nk; ++jj) {
-    const float* row = src + static_cast<std::int64_t>(idx[jj]) * dh;
+    const float* row = src + static_cast<std::int64_t>(idx[jj]) * rs;
     float* r = rows + jj * dhp;
     std::copy(row, row + dh, r);
     std::fill(r + dh, r + dhp, 0.0f);
@@ -191,7 +206,10 @@ inline Range band(const std::vector<std::int32_t>& idx, std::int64_t i0, std::in
 SIGNBENCH_CPU_CLONES
 void forward_f32(const float* q, const float* k, const float* v, const std::uint8_t* mask,
                  float* out, float* lse, std::int64_t B, std::int64_t H, std::int64_t Tq,
-                 std::int64_t Tk, std::int64_t dh, std::int64_t half_window, float scale) {
+                 std::int64_t Tk, std::int64_t dh, std::int64_t half_window, float scale,
+                 bool interleaved) {
+  const Layout lq{H, Tq, dh, interleaved}, lk{H, Tk, dh, interleaved};
+  const std::int64_t qrs = lq.row(), krs = lk.row();
   const std::int64_t dhp = tile::round_up(dh, tile::kNR);
   const std::int64_t nqb = (Tq + kBM - 1) / kBM;
   // One task per (b, h) when there are enough heads to keep every thread busy (the keys are then
@@ -229,11 +247,11 @@ void forward_f32(const float* q, const float* k, const float* v, const std::uint
       const std::int64_t nkb = (nk + kBN - 1) / kBN;
       kt.resize(static_cast<std::size_t>(std::max<std::int64_t>(1, nkb * dh * kBN)));
       vc.resize(static_cast<std::size_t>(std::max<std::int64_t>(1, nk * dhp)));
-      pack_keys(k + bh * Tk * dh, idx.data(), nk, dh, scale, kt.data());  // S comes out scaled
-      pack_rows(v + bh * Tk * dh, idx.data(), nk, dh, dhp, vc.data());
+      pack_keys(k + lk.base(bh), krs, idx.data(), nk, dh, scale, kt.data());  // S comes scaled
+      pack_rows(v + lk.base(bh), krs, idx.data(), nk, dh, dhp, vc.data());
       for (std::int64_t i0 = qb0 * kBM; i0 < std::min(Tq, qb1 * kBM); i0 += kBM) {
         const std::int64_t rows = std::min(kBM, Tq - i0);
-        const float* qb = q + (bh * Tq + i0) * dh;
+        const float* qb = q + lq.base(bh) + i0 * qrs;
         std::fill(acc.begin(), acc.begin() + rows * dhp, 0.0f);
         std::fill(m.begin(), m.end(), neg_inf);
         std::fill(l.begin(), l.end(), 0.0f);
@@ -242,7 +260,7 @@ void forward_f32(const float* q, const float* k, const float* v, const std::uint
           const std::int64_t kc = std::min(kBN, nk - kb * kBN);
           const std::int32_t* kidx = idx.data() + kb * kBN;
           std::fill(s.begin(), s.begin() + rows * kBN, 0.0f);
-          tile::gemm_acc(rows, kBN, dh, qb, dh, 1, kt.data() + kb * dh * kBN, kBN, s.data(), kBN,
+          tile::gemm_acc(rows, kBN, dh, qb, qrs, 1, kt.data() + kb * dh * kBN, kBN, s.data(), kBN,
                          wide);
           // Keys past the end of the list, or outside some row's window, get -inf.
           const bool partial = kc < kBN || half_window >= 0;
@@ -287,7 +305,7 @@ void forward_f32(const float* q, const float* k, const float* v, const std::uint
         }
         for (std::int64_t r = 0; r < rows; ++r) {
           const std::int64_t row = bh * Tq + i0 + r;
-          float* oi = out + row * dh;
+          float* oi = out + lq.base(bh) + (i0 + r) * qrs;
           const float* ar = acc.data() + r * dhp;
           if (l[r] > 0 || std::isnan(l[r])) {
             const float inv = 1.0f / l[r];
@@ -307,7 +325,9 @@ SIGNBENCH_CPU_CLONES
 void backward_f32(const float* q, const float* k, const float* v, const std::uint8_t* mask,
                   const float* out, const float* dout, const float* lse, float* dq, float* dk,
                   float* dv, std::int64_t B, std::int64_t H, std::int64_t Tq, std::int64_t Tk,
-                  std::int64_t dh, std::int64_t half_window, float scale) {
+                  std::int64_t dh, std::int64_t half_window, float scale, bool interleaved) {
+  const Layout lq{H, Tq, dh, interleaved}, lk{H, Tk, dh, interleaved};
+  const std::int64_t qrs = lq.row(), krs = lk.row();
   const std::int64_t dhp = tile::round_up(dh, tile::kNR);
   const bool wide = tile::wide_registers();
 #pragma omp parallel
@@ -334,18 +354,19 @@ void backward_f32(const float* q, const float* k, const float* v, const std::uin
       kc_rows.resize(rows_size);
       dkc.assign(rows_size, 0.0f);
       dvc.assign(rows_size, 0.0f);
-      const float* kb_src = k + bh * Tk * dh;
-      const float* vb_src = v + bh * Tk * dh;
-      pack_keys(kb_src, idx.data(), nk, dh, scale, kt.data());  // S comes out scaled
-      pack_keys(vb_src, idx.data(), nk, dh, 1.0f, vt.data());
-      pack_rows(kb_src, idx.data(), nk, dh, dhp, kc_rows.data());
+      const float* kb_src = k + lk.base(bh);
+      const float* vb_src = v + lk.base(bh);
+      pack_keys(kb_src, krs, idx.data(), nk, dh, scale, kt.data());  // S comes out scaled
+      pack_keys(vb_src, krs, idx.data(), nk, dh, 1.0f, vt.data());
+      pack_rows(kb_src, krs, idx.data(), nk, dh, dhp, kc_rows.data());
       for (std::int64_t i0 = 0; i0 < Tq; i0 += kBM) {
         const std::int64_t rows = std::min(kBM, Tq - i0);
-        const std::int64_t row0 = bh * Tq + i0;
+        const std::int64_t row0 = bh * Tq + i0;  // lse rows
+        const std::int64_t at0 = lq.base(bh) + i0 * qrs;  // q / out / dout / dq rows
         for (std::int64_t r = 0; r < rows; ++r) {
-          const float* qi = q + (row0 + r) * dh;
-          const float* doi = dout + (row0 + r) * dh;
-          const float* oi = out + (row0 + r) * dh;
+          const float* qi = q + at0 + r * qrs;
+          const float* doi = dout + at0 + r * qrs;
+          const float* oi = out + at0 + r * qrs;
           float* qr = qp.data() + r * dhp;
           float* dr = dop.data() + r * dhp;
           float dsum = 0.0f;
@@ -363,7 +384,7 @@ void backward_f32(const float* q, const float* k, const float* v, const std::uin
         const Range kr = band(idx, i0, i0 + rows, half_window);
         if (kr.hi <= kr.lo) {
           for (std::int64_t r = 0; r < rows; ++r) {
-            std::fill(dq + (row0 + r) * dh, dq + (row0 + r + 1) * dh, 0.0f);
+            std::fill(dq + at0 + r * qrs, dq + at0 + r * qrs + dh, 0.0f);
           }
           continue;
         }
@@ -414,22 +435,24 @@ void backward_f32(const float* q, const float* k, const float* v, const std::uin
                          dqa.data(), dhp, wide);
         }
         for (std::int64_t r = 0; r < rows; ++r) {
-          float* dqi = dq + (row0 + r) * dh;
+          float* dqi = dq + at0 + r * qrs;
           const float* ar = dqa.data() + r * dhp;
           for (std::int64_t d = 0; d < dh; ++d) dqi[d] = ar[d] * scale;
         }
       }
-      float* dkb = dk + bh * Tk * dh;
-      float* dvb = dv + bh * Tk * dh;
-      std::fill(dkb, dkb + Tk * dh, 0.0f);
-      std::fill(dvb, dvb + Tk * dh, 0.0f);
+      float* dkb = dk + lk.base(bh);
+      float* dvb = dv + lk.base(bh);
+      for (std::int64_t j = 0; j < Tk; ++j) {  // masked keys get 0
+        std::fill(dkb + j * krs, dkb + j * krs + dh, 0.0f);
+        std::fill(dvb + j * krs, dvb + j * krs + dh, 0.0f);
+      }
       for (std::int64_t jj = 0; jj < nk; ++jj) {
         const std::int64_t j = idx[static_cast<std::size_t>(jj)];
         const float* dks = dkc.data() + jj * dhp;
         const float* dvs = dvc.data() + jj * dhp;
         for (std::int64_t d = 0; d < dh; ++d) {
-          dkb[j * dh + d] = dks[d] * scale;
-          dvb[j * dh + d] = dvs[d];
+          dkb[j * krs + d] = dks[d] * scale;
+          dvb[j * krs + d] = dvs[d];
         }
       }
     }
@@ -440,13 +463,16 @@ void backward_f32(const float* q, const float* k, const float* v, const std::uin
 void forward_cpu(std::uintptr_t q, std::uintptr_t k, std::uintptr_t v, std::uintptr_t mask,
                  std::uintptr_t out, std::uintptr_t lse, std::int64_t B, std::int64_t H,
                  std::int64_t Tq, std::int64_t Tk, std::int64_t dh, std::int64_t half_window,
-                 double scale, int dtype) {
+                 double scale, int dtype, bool heads_interleaved) {
   const auto* m = as_ptr<const std::uint8_t>(mask);
+  if (heads_interleaved && to_dtype(dtype) != DType::Float32) {
+    throw std::invalid_argument("attention_forward (cpu): the heads-interleaved layout is fp32 only");
+  }
   switch (to_dtype(dtype)) {
     case DType::Float32:
       forward_f32(as_ptr<const float>(q), as_ptr<const float>(k), as_ptr<const float>(v), m,
                   as_ptr<float>(out), as_ptr<float>(lse), B, H, Tq, Tk, dh, half_window,
-                  static_cast<float>(scale));
+                  static_cast<float>(scale), heads_interleaved);
       break;
     case DType::Float64:
       forward_impl(as_ptr<const double>(q), as_ptr<const double>(k), as_ptr<const double>(v), m,
@@ -462,14 +488,18 @@ void backward_cpu(std::uintptr_t q, std::uintptr_t k, std::uintptr_t v, std::uin
                   std::uintptr_t out, std::uintptr_t dout, std::uintptr_t lse, std::uintptr_t dq,
                   std::uintptr_t dk, std::uintptr_t dv, std::int64_t B, std::int64_t H,
                   std::int64_t Tq, std::int64_t Tk, std::int64_t dh, std::int64_t half_window,
-                  double scale, int dtype) {
+                  double scale, int dtype, bool heads_interleaved) {
   const auto* m = as_ptr<const std::uint8_t>(mask);
+  if (heads_interleaved && to_dtype(dtype) != DType::Float32) {
+    throw std::invalid_argument(
+        "attention_backward (cpu): the heads-interleaved layout is fp32 only");
+  }
   switch (to_dtype(dtype)) {
     case DType::Float32:
       backward_f32(as_ptr<const float>(q), as_ptr<const float>(k), as_ptr<const float>(v), m,
                     as_ptr<const float>(out), as_ptr<const float>(dout), as_ptr<const float>(lse),
                     as_ptr<float>(dq), as_ptr<float>(dk), as_ptr<float>(dv), B, H, Tq, Tk, dh,
-                    half_window, static_cast<float>(scale));
+                    half_window, static_cast<float>(scale), heads_interleaved);
       break;
     case DType::Float64:
       backward_impl(as_ptr<const double>(q), as_ptr<const double>(k), as_ptr<const double>(v), m,

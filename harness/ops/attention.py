@@ -350,6 +350,7 @@ def _fwd_triton(q, k, v, key_mask, half_window):
 
 
 def _bwd_triton(q, k, v, key_mask, half_window, out, lse, dout):
+    dout = dout.contiguous()
     B, H, Tq, dh = q.shape
     Tk = k.shape[2]
     bm, bn, bd, precision = _triton_config(q)
@@ -375,15 +376,30 @@ def _bwd_triton(q, k, v, key_mask, half_window, out, lse, dout):
 # --------------------------------------------------------------------------------------------
 
 
+def _heads_interleaved(*ts: torch.Tensor) -> bool:
+    """Whether the fp32 CPU kernels can read ``ts`` in place: each a (B, T, H, d_h)-contiguous
+    tensor seen as (B, H, T, d_h) — the heads of a projection split without a copy."""
+    return all(not t.is_cuda and t.dtype == torch.float32 and t.transpose(1, 2).is_contiguous()
+               for t in ts)
+
+
+def _interleaved_like(t: torch.Tensor) -> torch.Tensor:
+    """An uninitialised (B, H, T, d_h) tensor like ``t`` in (B, T, H, d_h) memory."""
+    B, H, T, dh = t.shape
+    return torch.empty(B, T, H, dh, dtype=t.dtype, device=t.device).transpose(1, 2)
+
+
 def _fwd_native(q, k, v, key_mask, half_window):
     orig = q.dtype
     cd = _native.compute_dtype(q)
-    q, k, v = (t.to(cd).contiguous() for t in (q, k, v))
+    interleaved = _heads_interleaved(q, k, v)
+    if not interleaved:
+        q, k, v = (t.to(cd).contiguous() for t in (q, k, v))
     code = _native.dtype_code(q, "masked_attention q", _native.allowed_dtypes(q))
     B, H, Tq, dh = q.shape
     Tk = k.shape[2]
     lse_dtype = torch.float64 if cd == torch.float64 else torch.float32
-    out = torch.empty_like(q)
+    out = _interleaved_like(q) if interleaved else torch.empty_like(q)
     lse = torch.empty(B, H, Tq, dtype=lse_dtype, device=q.device)
     mask = key_mask.to(torch.uint8).contiguous() if key_mask is not None else None
     args = (
@@ -394,18 +410,24 @@ def _fwd_native(q, k, v, key_mask, half_window):
     if q.is_cuda:
         kern.attention_forward(*args, _native.stream_handle(q.device))
     else:
-        kern.attention_forward(*args)
+        kern.attention_forward(*args, heads_interleaved=interleaved)
     return out.to(orig), lse
 
 
 def _bwd_native(q, k, v, key_mask, half_window, out, lse, dout):
     orig = q.dtype
     cd = _native.compute_dtype(q)
-    q, k, v, out, dout = (t.to(cd).contiguous() for t in (q, k, v, out, dout))
+    interleaved = _heads_interleaved(q, k, v, out)
+    if interleaved:  # the gradients come back in the inputs' layout: no copies either way
+        if not _heads_interleaved(dout):
+            dout = dout.transpose(1, 2).contiguous().transpose(1, 2)
+        dq, dk, dv = _interleaved_like(q), _interleaved_like(k), _interleaved_like(v)
+    else:
+        q, k, v, out, dout = (t.to(cd).contiguous() for t in (q, k, v, out, dout))
+        dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     code = _native.dtype_code(q, "masked_attention q", _native.allowed_dtypes(q))
     B, H, Tq, dh = q.shape
     Tk = k.shape[2]
-    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     mask = key_mask.to(torch.uint8).contiguous() if key_mask is not None else None
     args = (
         q.data_ptr(), k.data_ptr(), v.data_ptr(), 0 if mask is None else mask.data_ptr(),
@@ -417,7 +439,7 @@ def _bwd_native(q, k, v, key_mask, half_window, out, lse, dout):
         delta = torch.empty(B, H, Tq, dtype=torch.float32, device=q.device)
         kern.attention_backward(*args, delta.data_ptr(), _native.stream_handle(q.device))
     else:
-        kern.attention_backward(*args)
+        kern.attention_backward(*args, heads_interleaved=interleaved)
     return dq.to(orig), dk.to(orig), dv.to(orig)
 
 
@@ -436,9 +458,7 @@ class _MaskedAttentionFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dout):
         q, k, v, key_mask, out, lse = ctx.saved_tensors
-        dq, dk, dv = _BACKWARD[ctx.backend](
-            q, k, v, key_mask, ctx.half_window, out, lse, dout.contiguous()
-        )
+        dq, dk, dv = _BACKWARD[ctx.backend](q, k, v, key_mask, ctx.half_window, out, lse, dout)
         return dq, dk, dv, None, None, None
 
 
@@ -531,6 +551,6 @@ def masked_attention(
     if name == "native" and q.is_cuda and q.dtype == torch.float64:
         raise TypeError("masked_attention (native CUDA): float64 is not supported; use torch")
     half_window = -1 if window is None else window // 2
-    return _MaskedAttentionFunction.apply(
-        q.contiguous(), k.contiguous(), v.contiguous(), key_mask, half_window, name
-    )
+    if not (name == "native" and _heads_interleaved(q, k, v)):  # those are read in place
+        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+    return _MaskedAttentionFunction.apply(q, k, v, key_mask, half_window, name)
