@@ -124,7 +124,7 @@ class SignXConfig:
     # (docs: round 2), now an ablation: --no-standins --set v2p_batch_size=4
     v2p_batch_size: int | None = None
     rec_lr: float = 3e-3
-    rec_warmup: int = 30
+    rec_warmup: int = 800  # Noam warm-up (tiny: 800 of 1,536 steps; docs: round 6)
     p2g_warmup: int = 10
     v2p_warmup: int = 10
     p2g_grad_clip: float = 7.0
@@ -173,8 +173,8 @@ PAPER_CONFIG: dict[str, Any] = dict(
 
 
 #: The tiny profile's data defaults (``SignX.data_defaults["tiny"]``): dev / test of 128 videos
-#: each (issue 20, item 5).
-TINY_DATA: dict[str, Any] = {"train_size": 256, "eval_size": 128, "resolution": 32,
+#: each (issue 20, item 5), 1,024 training videos (docs: round 6).
+TINY_DATA: dict[str, Any] = {"train_size": 1024, "eval_size": 128, "resolution": 32,
                              "batch_size": 16, "eval_batch_size": 32, "measure_iters": 5}
 
 
