@@ -46,7 +46,7 @@ class HFAConfig:
     vit_lora_alpha: float = 4.0
     vit_lora_dropout: float = 0.1
     frame_dim: int = 64
-    frame_stride: int = 2  # the paper's (Sec. 4.2); tiny was 4 until 2026-12-05 (docs: r17)
+    frame_stride: int = 2  # the paper profile's (Sign2GPT's stride 2); tiny was 4 until r19 (docs)
     # frame-encoder warm-up inside the method (ablation, off: the vit_init stand-in replaces it)
     frame_pretrain_epochs: int = 0
     frame_pretrain_lr: float = 3e-3
