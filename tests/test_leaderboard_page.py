@@ -84,3 +84,13 @@ def test_a_script_error_would_be_caught(tmp_path: Path) -> None:
                     "<script>notDefined();</script></body></html>", encoding="utf-8")
     _, console = chromium(tmp_path, page, "--dump-dom")
     assert any("Uncaught ReferenceError" in line for line in console)
+
+
+def test_runs_table_names_the_cpu_generation() -> None:
+    from harness.leaderboard.html import _hardware
+
+    zen2 = {"cpu": "AMD EPYC", "cpu_id": "AuthenticAMD family 23 model 49 stepping 0",
+            "cpu_capability": "AVX2", "gpu": None}
+    assert _hardware(zen2) == "AMD EPYC (AuthenticAMD family 23 model 49 stepping 0, AVX2)"
+    assert _hardware({"cpu": "AMD EPYC", "gpu": None}) == "AMD EPYC"  # runs from before the field
+    assert _hardware({**zen2, "gpu": {"name": "NVIDIA H100 80GB HBM3"}}) == "NVIDIA H100 80GB HBM3"

@@ -38,6 +38,7 @@ from harness.measure import (
 )
 from harness.measure import nvtx as nvtx_mod
 from harness.measure import power as power_mod
+from harness.measure.environment import cpu_id, cpu_name
 from harness.measure.power import trapezoid_energy_j
 
 HAS_CUDA = torch.cuda.is_available()
@@ -477,7 +478,7 @@ def test_capture_environment() -> None:
     keys = {
         "timestamp", "git_commit", "git_dirty", "python", "platform", "cpu", "cpu_count",
         "torch", "triton", "cuda", "signbench", "native_cuda", "gpu", "gpu_reason",
-        "cpu_affinity", "torch_threads",
+        "cpu_affinity", "torch_threads", "cpu_id", "cpu_capability",
     }  # fmt: skip
     assert keys <= set(env)
     assert env["torch_threads"] == torch.get_num_threads()
@@ -495,6 +496,37 @@ def test_capture_environment() -> None:
 
 
 # ----------------------------------------------------------------------------- efficiency
+_CPUINFO = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 23
+model\t\t: 49
+model name\t: AMD EPYC
+stepping\t: 0
+flags\t\t: fpu avx avx2
+
+processor\t: 1
+vendor_id\t: GenuineIntel
+cpu family\t: 6
+model\t\t: 143
+model name\t: Intel Xeon
+"""
+
+
+def test_cpu_id_tells_apart_cpus_of_one_name(tmp_path: Path) -> None:
+    zen2 = tmp_path / "zen2"
+    zen2.write_text(_CPUINFO)
+    zen4 = tmp_path / "zen4"
+    zen4.write_text(_CPUINFO.replace("family\t: 23", "family\t: 25").replace(": 49", ": 17"))
+    assert cpu_name(str(zen2)) == cpu_name(str(zen4)) == "AMD EPYC"
+    assert cpu_id(str(zen2)) == "AuthenticAMD family 23 model 49 stepping 0"  # first processor only
+    assert cpu_id(str(zen4)) == "AuthenticAMD family 25 model 17 stepping 0"
+    assert cpu_id(str(tmp_path / "absent")) is None
+
+
+def test_cpu_capability_is_torchs() -> None:
+    assert capture_environment()["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+
+
 def test_efficiency_cpu_block() -> None:
     model = nn.Linear(10, 5)
     x = torch.randn(4, 10)

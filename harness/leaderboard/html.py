@@ -124,6 +124,16 @@ def _matrix(comp: Comparison) -> str:
             f'<p class="note">Signature: <code>{_e(comp.signature)}</code></p>')
 
 
+def _hardware(env: dict[str, Any]) -> str:
+    """The GPU's name, else the CPU's name with its family / model and ISA where recorded."""
+    gpu = env.get("gpu")
+    if isinstance(gpu, dict) and gpu.get("name"):
+        return str(gpu["name"])
+    detail = ", ".join(str(env[k]) for k in ("cpu_id", "cpu_capability") if env.get(k))
+    cpu = str(env.get("cpu") or "")
+    return f"{cpu} ({detail})" if detail else cpu
+
+
 def _runs_table(rows: Sequence[dict[str, Any]]) -> str:
     columns = [Column("run"), Column("device"), Column("hardware"), Column("commit"),
                Column("date"), Column("source")]
@@ -131,7 +141,7 @@ def _runs_table(rows: Sequence[dict[str, Any]]) -> str:
     for row in rows:
         env = row["_run"].get("environment") or {}
         items.append({"run": run_label(row["_run"]), "device": row["device"],
-                      "hardware": env.get("gpu") or env.get("cpu") or "", "commit": row["commit"],
+                      "hardware": _hardware(env), "commit": row["commit"],
                       "date": row["date"], "source": f"sources/runs/{row['_source']}"})
     return _table(columns, items, "runs")
 

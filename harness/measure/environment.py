@@ -2,7 +2,8 @@
 
 A latency or accuracy number is only reproducible together with the code version (git commit and
 whether the tree had uncommitted changes), the software stack (Python, torch, Triton, CUDA, whether
-the native extension has CUDA) and the hardware (CPU, GPU name, driver, clocks, power limit).
+the native extension has CUDA) and the hardware (CPU name, family / model and vector ISA; GPU
+name, driver, clocks, power limit).
 GPU fields come from torch (name, memory) and NVML (driver, clocks, power limit); fields NVML
 cannot give are None, and ``gpu`` is None with ``gpu_reason`` when there is no usable GPU.
 Clocks are read at capture time (an idle GPU reports low clocks; ``max_sm_clock_mhz`` is the cap).
@@ -62,16 +63,48 @@ def git_info() -> tuple[str | None, bool | None]:
     return commit, dirty
 
 
-def cpu_name() -> str | None:
-    """CPU model name from /proc/cpuinfo (Linux), else ``platform.processor()``."""
+def _cpuinfo(path: str = "/proc/cpuinfo") -> dict[str, str]:
+    """The first processor's ``key: value`` lines of /proc/cpuinfo, lower-case keys ({} if none)."""
+    fields: dict[str, str] = {}
     try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+        with open(path, encoding="utf-8", errors="replace") as f:
             for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    break  # end of the first processor's block
+                key, sep, value = line.partition(":")
+                if sep:
+                    fields.setdefault(key.strip().lower(), value.strip())
     except OSError:
         pass
-    return platform.processor() or None
+    return fields
+
+
+def cpu_name(path: str = "/proc/cpuinfo") -> str | None:
+    """CPU model name from /proc/cpuinfo (Linux), else ``platform.processor()``."""
+    return _cpuinfo(path).get("model name") or platform.processor() or None
+
+
+def cpu_id(path: str = "/proc/cpuinfo") -> str | None:
+    """``"<vendor> family F model M stepping S"``, or None off Linux.
+
+    Virtual machines often report a bare model name ("AMD EPYC") for CPU generations whose
+    speed differs by 2× (docs/benchmarks.md, "CPU threads"); family and model tell them apart.
+    """
+    info = _cpuinfo(path)
+    if "cpu family" not in info or "model" not in info:
+        return None
+    parts = [info.get("vendor_id", "cpu"), "family", info["cpu family"], "model", info["model"]]
+    if "stepping" in info:
+        parts += ["stepping", info["stepping"]]
+    return " ".join(parts)
+
+
+def cpu_capability() -> str | None:
+    """The widest vector ISA torch's CPU kernels use here ("AVX2", "AVX512", ...)."""
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except Exception:  # an old torch without the query
+        return None
 
 
 def _version(dist: str) -> str | None:
@@ -150,6 +183,8 @@ def capture_environment() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu": cpu_name(),
+        "cpu_id": cpu_id(),
+        "cpu_capability": cpu_capability(),
         "cpu_count": os.cpu_count(),
         # CPU timings depend on these: the cores this process may run on and torch's threads.
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
