@@ -31,50 +31,62 @@
 
 namespace signbench::tile {
 
-// 16 fp32 lanes (one AVX-512 register, two AVX2 registers, four SSE registers); aligned(4) so
-// loads and stores through it are unaligned-safe.
+// fp32 vectors: v16 is one AVX-512 register, v8 one AVX2 register (two SSE registers). Each
+// clone must use the type that fits its registers: a v16 in an AVX2 clone is lowered through the
+// stack (every broadcast and FMA spilled), which made the AVX2 kernels 5-10x slower than the
+// AVX-512 ones. The wide paths (`wide_registers()`) use v16, the others v8.
 typedef float v16 __attribute__((vector_size(64), aligned(4)));
 typedef std::int32_t vi16 __attribute__((vector_size(64), aligned(4)));
+typedef float v8 __attribute__((vector_size(32), aligned(4)));
+typedef std::int32_t vi8 __attribute__((vector_size(32), aligned(4)));
 
-constexpr std::int64_t kNR = 32;  // micro-tile columns (2 x v16)
+constexpr std::int64_t kNR = 32;  // micro-tile columns (2 x v16 or 4 x v8)
 
 SIGNBENCH_INLINE std::int64_t round_up(std::int64_t x, std::int64_t m) {
   return (x + m - 1) / m * m;
 }
 
-// Vector values never cross a function boundary (no AVX-512 ABI concerns): loads / stores are
-// plain dereferences through the unaligned vector type.
-#define SIGNBENCH_LOAD16(p) (*reinterpret_cast<const ::signbench::tile::v16*>(p))
-#define SIGNBENCH_STORE16(p) (*reinterpret_cast<::signbench::tile::v16*>(p))
+// Vector values never cross a function boundary (no AVX-512 ABI concerns). Loads / stores go
+// through memcpy (compiled to one unaligned move): a template argument drops the typedefs'
+// aligned(4), so a dereference would assume natural alignment.
+template <typename V>
+SIGNBENCH_INLINE V vload(const float* p) {
+  V x;
+  std::memcpy(&x, p, sizeof(V));
+  return x;
+}
+template <typename V>
+SIGNBENCH_INLINE void vstore(float* p, V x) {
+  std::memcpy(p, &x, sizeof(V));
+}
 
-// C[0:MR, 0:32] += sum_k A[i*ars + k*acs] * B[k*ldb + 0:32].
-template <int MR>
+// C[0:MR, 0:32] += sum_k A[i*ars + k*acs] * B[k*ldb + 0:32], with 32 / lanes(V) vectors per row.
+template <int MR, typename V>
 SIGNBENCH_INLINE void micro(std::int64_t K, const float* __restrict__ A, std::int64_t ars,
                             std::int64_t acs, const float* __restrict__ B, std::int64_t ldb,
                             float* __restrict__ C, std::int64_t ldc) {
-  v16 acc0[MR], acc1[MR];
+  constexpr int L = sizeof(V) / sizeof(float);
+  constexpr int NV = kNR / L;
+  V acc[MR][NV];
   for (int i = 0; i < MR; ++i) {
-    acc0[i] = SIGNBENCH_LOAD16(C + i * ldc);
-    acc1[i] = SIGNBENCH_LOAD16(C + i * ldc + 16);
+    for (int j = 0; j < NV; ++j) acc[i][j] = vload<V>(C + i * ldc + j * L);
   }
   for (std::int64_t k = 0; k < K; ++k) {
-    const v16 b0 = SIGNBENCH_LOAD16(B + k * ldb);
-    const v16 b1 = SIGNBENCH_LOAD16(B + k * ldb + 16);
+    V b[NV];
+    for (int j = 0; j < NV; ++j) b[j] = vload<V>(B + k * ldb + j * L);
     const float* a = A + k * acs;
     for (int i = 0; i < MR; ++i) {
-      const float ai = a[i * ars];
-      acc0[i] += ai * b0;
-      acc1[i] += ai * b1;
+      const V ai = V{} + a[i * ars];
+      for (int j = 0; j < NV; ++j) acc[i][j] += ai * b[j];
     }
   }
   for (int i = 0; i < MR; ++i) {
-    SIGNBENCH_STORE16(C + i * ldc) = acc0[i];
-    SIGNBENCH_STORE16(C + i * ldc + 16) = acc1[i];
+    for (int j = 0; j < NV; ++j) vstore<V>(C + i * ldc + j * L, acc[i][j]);
   }
 }
 
-// Rows per micro-tile: 12 x 32 (24 accumulators) fits AVX-512's 32 registers; with 16 registers
-// (AVX2 / SSE) 2 x 32 avoids spilling. Decided once per process.
+// Rows per micro-tile: 12 x 32 in v16 (24 accumulators) fits AVX-512's 32 registers; with 16
+// registers (AVX2) 2 x 32 in v8 (8 accumulators) avoids spilling. Decided once per process.
 inline bool wide_registers() {
 #if SIGNBENCH_HAS_CLONES
   static const bool wide = __builtin_cpu_supports("avx512f");
@@ -93,66 +105,84 @@ SIGNBENCH_INLINE void gemm_acc(std::int64_t M, std::int64_t Np, std::int64_t K,
     std::int64_t i = 0;
     if (wide) {
       for (; i + 12 <= M; i += 12) {
-        micro<12>(K, A + i * ars, ars, acs, B + j, ldb, C + i * ldc + j, ldc);
+        micro<12, v16>(K, A + i * ars, ars, acs, B + j, ldb, C + i * ldc + j, ldc);
       }
       if (i + 8 <= M) {
-        micro<8>(K, A + i * ars, ars, acs, B + j, ldb, C + i * ldc + j, ldc);
+        micro<8, v16>(K, A + i * ars, ars, acs, B + j, ldb, C + i * ldc + j, ldc);
         i += 8;
       }
       if (i + 4 <= M) {
-        micro<4>(K, A + i * ars, ars, acs, B + j, ldb, C + i * ldc + j, ldc);
+        micro<4, v16>(K, A + i * ars, ars, acs, B + j, ldb, C + i * ldc + j, ldc);
         i += 4;
       }
     }
-    for (; i + 2 <= M; i += 2) {
-      micro<2>(K, A + i * ars, ars, acs, B + j, ldb, C + i * ldc + j, ldc);
+    if (wide) {
+      for (; i + 2 <= M; i += 2) {
+        micro<2, v16>(K, A + i * ars, ars, acs, B + j, ldb, C + i * ldc + j, ldc);
+      }
+      if (i < M) micro<1, v16>(K, A + i * ars, ars, acs, B + j, ldb, C + i * ldc + j, ldc);
+    } else {
+      for (; i + 2 <= M; i += 2) {
+        micro<2, v8>(K, A + i * ars, ars, acs, B + j, ldb, C + i * ldc + j, ldc);
+      }
+      if (i < M) micro<1, v8>(K, A + i * ars, ars, acs, B + j, ldb, C + i * ldc + j, ldc);
     }
-    if (i < M) micro<1>(K, A + i * ars, ars, acs, B + j, ldb, C + i * ldc + j, ldc);
   }
 }
 
-// out[0:16] = exp(in[0:16]) (Cephes expf: range reduction by ln 2, degree-6 polynomial, 2^n
-// through the exponent bits); max relative error ~2 ulp. exp(-inf) and results below the fp32
-// normal range give 0, overflow gives +inf, NaN stays NaN. in may equal out.
-SIGNBENCH_INLINE void vexp16(const float* in, float* out) {
-  const v16 x = SIGNBENCH_LOAD16(in);
-  const v16 zero = v16{} + 0.0f, one = v16{} + 1.0f;
-  const v16 hi = v16{} + 88.3762626647949f, lo = v16{} + -87.3365447504f;
-  const v16 inf = v16{} + std::numeric_limits<float>::infinity();
-  v16 xc = x > hi ? hi : x;  // NaN compares false: kept
+// out[0:L] = exp(in[0:L]), L = lanes(V) (Cephes expf: range reduction by ln 2, degree-6
+// polynomial, 2^n through the exponent bits); max relative error ~2 ulp. exp(-inf) and results
+// below the fp32 normal range give 0, overflow gives +inf, NaN stays NaN. in may equal out.
+template <typename V, typename VI>
+SIGNBENCH_INLINE void vexp(const float* in, float* out) {
+  const V x = vload<V>(in);
+  const V zero = V{} + 0.0f, one = V{} + 1.0f;
+  const V hi = V{} + 88.3762626647949f, lo = V{} + -87.3365447504f;
+  const V inf = V{} + std::numeric_limits<float>::infinity();
+  V xc = x > hi ? hi : x;  // NaN compares false: kept
   xc = xc < lo ? lo : xc;
-  const v16 fx = xc * 1.44269504088896341f + 0.5f;
-  const vi16 t = __builtin_convertvector(fx, vi16);
-  v16 tf = __builtin_convertvector(t, v16);
+  const V fx = xc * 1.44269504088896341f + 0.5f;
+  const VI t = __builtin_convertvector(fx, VI);
+  V tf = __builtin_convertvector(t, V);
   tf = tf > fx ? tf - one : tf;  // floor
   xc = xc - tf * 0.693359375f;
   xc = xc - tf * -2.12194440e-4f;
-  v16 y = v16{} + 1.9875691500e-4f;
+  V y = V{} + 1.9875691500e-4f;
   y = y * xc + 1.3981999507e-3f;
   y = y * xc + 8.3334519073e-3f;
   y = y * xc + 4.1665795894e-2f;
   y = y * xc + 1.6666665459e-1f;
   y = y * xc + 5.0000001201e-1f;
   y = y * (xc * xc) + xc + one;
-  const vi16 n = __builtin_convertvector(tf, vi16);
-  const vi16 bits = (n + 127) << 23;
-  v16 pow2n;
+  const VI n = __builtin_convertvector(tf, VI);
+  const VI bits = (n + 127) << 23;
+  V pow2n;
   std::memcpy(&pow2n, &bits, sizeof(pow2n));
   y = y * pow2n;
   y = x < lo ? zero : y;
   y = x > hi ? inf : y;
-  SIGNBENCH_STORE16(out) = y;
+  vstore<V>(out, y);
 }
 
-// x[i] = exp(x[i]) for i < n.
-SIGNBENCH_INLINE void exp_inplace(float* x, std::int64_t n) {
+template <typename V, typename VI>
+SIGNBENCH_INLINE void exp_inplace_as(float* x, std::int64_t n) {
+  constexpr std::int64_t L = sizeof(V) / sizeof(float);
   std::int64_t i = 0;
-  for (; i + 16 <= n; i += 16) vexp16(x + i, x + i);
+  for (; i + L <= n; i += L) vexp<V, VI>(x + i, x + i);
   if (i < n) {
-    float buf[16] = {0};
+    float buf[L] = {0};
     for (std::int64_t k = i; k < n; ++k) buf[k - i] = x[k];
-    vexp16(buf, buf);
+    vexp<V, VI>(buf, buf);
     for (std::int64_t k = i; k < n; ++k) x[k] = buf[k - i];
+  }
+}
+
+// x[i] = exp(x[i]) for i < n, in the vector width that fits the running clone's registers.
+SIGNBENCH_INLINE void exp_inplace(float* x, std::int64_t n) {
+  if (wide_registers()) {
+    exp_inplace_as<v16, vi16>(x, n);
+  } else {
+    exp_inplace_as<v8, vi8>(x, n);
   }
 }
 
